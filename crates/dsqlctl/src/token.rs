@@ -13,11 +13,16 @@ use crate::Failure;
 /// Flags override the environment.
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
-    /// Connection URL: postgres://user@host[:port]/db?region=…&tokenDurationSecs=…
-    #[arg(long, conflicts_with = "host")]
+    #[arg(
+        long,
+        conflicts_with = "host",
+        help = "Connection URL: postgres://user@host[:port]/db?region=…&tokenDurationSecs=…"
+    )]
     url: Option<String>,
-    /// Endpoint host name (<cluster-id>.dsql.<region>.on.aws) or bare cluster id.
-    #[arg(long)]
+    #[arg(
+        long,
+        help = "Endpoint host name (<cluster-id>.dsql.<region>.on.aws) or bare cluster id"
+    )]
     host: Option<String>,
     /// AWS region; must agree with the host name's.
     #[arg(long)]
