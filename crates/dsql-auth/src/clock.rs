@@ -65,7 +65,7 @@ impl Clock for ManualClock {
     }
 }
 
-/// The clock used when none is configured.
-pub(crate) fn system() -> SharedClock {
+/// The operating system's clock, shared: the default of every provider.
+pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }

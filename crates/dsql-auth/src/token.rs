@@ -234,8 +234,11 @@ impl TokenClaims {
         let issued_at = parse_amz_date(date).ok_or(TokenParseError::Malformed("X-Amz-Date"))?;
         let expires_in = expires
             .parse::<u64>()
+            .ok()
             .map(Duration::from_secs)
-            .map_err(|_| TokenParseError::Malformed("X-Amz-Expires"))?;
+            // The expiry instant must be representable: untrusted input.
+            .filter(|expires_in| issued_at.checked_add(*expires_in).is_some())
+            .ok_or(TokenParseError::Malformed("X-Amz-Expires"))?;
 
         Ok(Self {
             host: host.to_owned(),
@@ -253,7 +256,10 @@ impl TokenClaims {
 
     /// `X-Amz-Date + X-Amz-Expires`: the first instant the token is refused.
     pub fn expires_at(&self) -> SystemTime {
-        self.issued_at + self.expires_in
+        // `parse` guarantees the sum is representable; saturate regardless.
+        self.issued_at
+            .checked_add(self.expires_in)
+            .unwrap_or(self.issued_at + MAX_TOKEN_DURATION)
     }
 }
 
@@ -397,11 +403,15 @@ mod tests {
             TokenClaims::parse(&bad_date),
             Err(TokenParseError::Malformed("X-Amz-Date"))
         );
-        let bad_expires = VECTOR.replace("X-Amz-Expires=450", "X-Amz-Expires=-1");
-        assert_eq!(
-            TokenClaims::parse(&bad_expires),
-            Err(TokenParseError::Malformed("X-Amz-Expires"))
-        );
+        for expires in ["-1", "soon", "18446744073709551615"] {
+            let bad_expires = VECTOR.replace("X-Amz-Expires=450", &format!("X-Amz-Expires={expires}"));
+            assert_eq!(
+                TokenClaims::parse(&bad_expires),
+                Err(TokenParseError::Malformed("X-Amz-Expires")),
+                "{expires}"
+            );
+            assert!(AuthToken::from_presigned(bad_expires).is_err(), "{expires}");
+        }
     }
 
     #[test]

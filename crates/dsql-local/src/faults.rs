@@ -1,0 +1,315 @@
+//! Faults on demand: dropped sessions, refused authentication, injected
+//! conflicts, latency, paused accepting.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::registry::Registry;
+
+/// Added latency, applied to messages from clients before they are relayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Latency {
+    /// Every message is delayed.
+    PerMessage(Duration),
+    /// Every query (`Query`, or an extended-protocol `Sync`) is delayed once.
+    PerQuery(Duration),
+}
+
+/// When the session is dropped at the next `COMMIT`
+/// ([`Faults::drop_at_next_commit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitDrop {
+    /// Before the `COMMIT` reaches the upstream: nothing was committed, but
+    /// the client cannot know.
+    BeforeForwarding,
+    /// After the upstream answered the `COMMIT`, before the answer reaches the
+    /// client: the transaction was committed, but the client cannot know.
+    AfterForwarding,
+}
+
+const LATENCY_NONE: u8 = 0;
+const LATENCY_MESSAGE: u8 = 1;
+const LATENCY_QUERY: u8 = 2;
+
+const DROP_NONE: u8 = 0;
+const DROP_BEFORE: u8 = 1;
+const DROP_AFTER: u8 = 2;
+
+pub(crate) struct FaultState {
+    registry: Arc<Registry>,
+    paused: watch::Sender<bool>,
+    refuse_until: Mutex<Option<Instant>>,
+    conflict_probability: AtomicU64,
+    latency_kind: AtomicU8,
+    latency_nanos: AtomicU64,
+    commit_drop: AtomicU8,
+}
+
+/// Injects faults into a running [`DsqlLocal`](crate::DsqlLocal); clones
+/// control the same server.
+///
+/// ```no_run
+/// # async fn example(local: dsql_local::DsqlLocal) {
+/// use std::time::Duration;
+/// use dsql_local::{CommitDrop, Latency};
+///
+/// let faults = local.faults();
+/// faults.inject_commit_conflicts(0.5); // half the COMMITs fail with OC000
+/// faults.set_latency(Latency::PerQuery(Duration::from_millis(20)));
+/// faults.drop_at_next_commit(CommitDrop::AfterForwarding);
+/// faults.refuse_auth_for(Duration::from_secs(2));
+/// faults.drop_sessions(0.25);
+/// faults.clear();
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Faults {
+    pub(crate) state: Arc<FaultState>,
+}
+
+impl Faults {
+    pub(crate) fn new(registry: Arc<Registry>) -> Self {
+        Self {
+            state: Arc::new(FaultState {
+                registry,
+                paused: watch::Sender::new(false),
+                refuse_until: Mutex::new(None),
+                conflict_probability: AtomicU64::new(0_f64.to_bits()),
+                latency_kind: AtomicU8::new(LATENCY_NONE),
+                latency_nanos: AtomicU64::new(0),
+                commit_drop: AtomicU8::new(DROP_NONE),
+            }),
+        }
+    }
+
+    /// Closes every open session now; returns how many.
+    pub fn drop_all_sessions(&self) -> usize {
+        self.state.registry.all().iter().filter(|ctl| ctl.kill()).count()
+    }
+
+    /// Closes a random `fraction` (0 to 1) of the open sessions, rounded to
+    /// the nearest whole number; returns how many.
+    pub fn drop_sessions(&self, fraction: f64) -> usize {
+        let mut sessions = self.state.registry.all();
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        // The product is at most the number of sessions.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let count = ((sessions.len() as f64) * fraction).round() as usize;
+        let mut dropped = 0;
+        for i in 0..count.min(sessions.len()) {
+            let pick = i + (random_u64() % (sessions.len() - i) as u64) as usize;
+            sessions.swap(i, pick);
+            if sessions[i].kill() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Refuses every authentication for `window` from now, with DSQL's
+    /// "not authorized" hint.
+    pub fn refuse_auth_for(&self, window: Duration) {
+        let until = Instant::now().checked_add(window);
+        *self
+            .state
+            .refuse_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(until.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)));
+    }
+
+    /// Ends a [`refuse_auth_for`](Self::refuse_auth_for) window early.
+    pub fn stop_refusing_auth(&self) {
+        *self
+            .state
+            .refuse_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Fails each `COMMIT` of an open transaction with probability
+    /// `probability` (0 to 1): `ROLLBACK` is sent upstream instead, and the
+    /// client gets `40001` `… (OC000)`. Zero turns it off.
+    pub fn inject_commit_conflicts(&self, probability: f64) {
+        let p = if probability.is_nan() {
+            0.0
+        } else {
+            probability.clamp(0.0, 1.0)
+        };
+        self.state
+            .conflict_probability
+            .store(p.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Adds latency to messages from clients.
+    pub fn set_latency(&self, latency: Latency) {
+        let (kind, delay) = match latency {
+            Latency::PerMessage(d) => (LATENCY_MESSAGE, d),
+            Latency::PerQuery(d) => (LATENCY_QUERY, d),
+        };
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.state.latency_nanos.store(nanos, Ordering::Relaxed);
+        self.state.latency_kind.store(kind, Ordering::Release);
+    }
+
+    /// Removes added latency.
+    pub fn clear_latency(&self) {
+        self.state.latency_kind.store(LATENCY_NONE, Ordering::Release);
+    }
+
+    /// Stops accepting connections: new clients wait in the listen backlog
+    /// (their connect or TLS handshake times out) until
+    /// [`resume_accepting`](Self::resume_accepting).
+    pub fn pause_accepting(&self) {
+        self.state.paused.send_replace(true);
+    }
+
+    /// Accepts connections again.
+    pub fn resume_accepting(&self) {
+        self.state.paused.send_replace(false);
+    }
+
+    /// Whether accepting is paused.
+    pub fn is_paused(&self) -> bool {
+        *self.state.paused.borrow()
+    }
+
+    /// Drops the session that sends the next `COMMIT` (any session; once), at
+    /// the moment `when` says.
+    pub fn drop_at_next_commit(&self, when: CommitDrop) {
+        let value = match when {
+            CommitDrop::BeforeForwarding => DROP_BEFORE,
+            CommitDrop::AfterForwarding => DROP_AFTER,
+        };
+        self.state.commit_drop.store(value, Ordering::Release);
+    }
+
+    /// Turns every fault off (and resumes accepting).
+    pub fn clear(&self) {
+        self.stop_refusing_auth();
+        self.inject_commit_conflicts(0.0);
+        self.clear_latency();
+        self.resume_accepting();
+        self.state.commit_drop.store(DROP_NONE, Ordering::Release);
+    }
+
+    // ---- used by the server ----
+
+    pub(crate) fn paused(&self) -> watch::Receiver<bool> {
+        self.state.paused.subscribe()
+    }
+
+    pub(crate) fn refusing_auth(&self) -> bool {
+        let until = *self
+            .state
+            .refuse_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The delay to apply before relaying a client message with `tag`.
+    pub(crate) fn latency_for(&self, tag: u8) -> Option<Duration> {
+        let kind = self.state.latency_kind.load(Ordering::Acquire);
+        let applies = match kind {
+            LATENCY_MESSAGE => true,
+            LATENCY_QUERY => matches!(tag, b'Q' | b'S'),
+            _ => false,
+        };
+        applies.then(|| Duration::from_nanos(self.state.latency_nanos.load(Ordering::Relaxed)))
+    }
+
+    /// Takes the pending commit drop, if any.
+    pub(crate) fn take_commit_drop(&self) -> Option<CommitDrop> {
+        match self.state.commit_drop.swap(DROP_NONE, Ordering::AcqRel) {
+            DROP_BEFORE => Some(CommitDrop::BeforeForwarding),
+            DROP_AFTER => Some(CommitDrop::AfterForwarding),
+            _ => None,
+        }
+    }
+
+    /// Whether this `COMMIT` gets an injected conflict.
+    pub(crate) fn roll_conflict(&self) -> bool {
+        let p = f64::from_bits(self.state.conflict_probability.load(Ordering::Relaxed));
+        p > 0.0 && (p >= 1.0 || random_unit() < p)
+    }
+}
+
+impl fmt::Debug for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faults")
+            .field("paused", &self.is_paused())
+            .field("refusing_auth", &self.refusing_auth())
+            .field(
+                "conflict_probability",
+                &f64::from_bits(self.state.conflict_probability.load(Ordering::Relaxed)),
+            )
+            .field("latency_kind", &self.state.latency_kind.load(Ordering::Relaxed))
+            .field("commit_drop", &self.state.commit_drop.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// A random `u64` (not cryptographic), from the standard library's
+/// per-process random hash keys.
+pub(crate) fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A random number in `[0, 1)`.
+fn random_unit() -> f64 {
+    // 53 random bits, exactly representable.
+    #[allow(clippy::cast_precision_loss)]
+    let unit = (random_u64() >> 11) as f64 / (1_u64 << 53) as f64;
+    unit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_units_are_in_range_and_vary() {
+        let draws: Vec<f64> = (0..1000).map(|_| random_unit()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        let below = draws.iter().filter(|&&u| u < 0.5).count();
+        assert!((350..650).contains(&below), "{below}");
+    }
+
+    #[test]
+    fn knobs_set_and_clear() {
+        let faults = Faults::new(Arc::new(Registry::default()));
+        assert!(!faults.roll_conflict());
+        faults.inject_commit_conflicts(1.0);
+        assert!(faults.roll_conflict());
+        faults.set_latency(Latency::PerQuery(Duration::from_millis(5)));
+        assert_eq!(faults.latency_for(b'Q'), Some(Duration::from_millis(5)));
+        assert_eq!(faults.latency_for(b'P'), None);
+        faults.drop_at_next_commit(CommitDrop::AfterForwarding);
+        assert_eq!(faults.take_commit_drop(), Some(CommitDrop::AfterForwarding));
+        assert_eq!(faults.take_commit_drop(), None);
+        faults.pause_accepting();
+        assert!(faults.is_paused());
+        faults.refuse_auth_for(Duration::from_secs(60));
+        assert!(faults.refusing_auth());
+        faults.clear();
+        assert!(!faults.is_paused() && !faults.refusing_auth() && !faults.roll_conflict());
+        assert_eq!(faults.latency_for(b'Q'), None);
+    }
+}

@@ -1,0 +1,284 @@
+//! The client side of a connection until it is authenticated: TLS (through
+//! `SSLRequest` or direct), startup, SNI, admission and the token check.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::catalog::{self, DsqlError, Severity};
+use crate::protocol::{self, ErrorResponse, ProtocolError, StartupMessage, StartupPacket};
+use crate::server::ServerCtx;
+use crate::stats::{RefusalReason, bump};
+use crate::tls::ALPN_POSTGRESQL;
+use crate::token::Verified;
+
+/// The client connection once TLS is up.
+pub(crate) type ClientStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// Longest password message accepted (tokens with long session tokens are a
+/// few KiB).
+const MAX_PASSWORD_LEN: usize = 64 * 1024;
+/// How long a refused connection waits for the client to close.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// An authenticated client, ready for its upstream session.
+pub(crate) struct Authenticated {
+    pub(crate) tls: ClientStream,
+    pub(crate) startup: StartupMessage,
+    pub(crate) user: String,
+    pub(crate) verified: Verified,
+}
+
+/// How a handshake ended without an error.
+pub(crate) enum Outcome {
+    /// The client is authenticated.
+    Session(Box<Authenticated>),
+    /// The connection was refused (the client was told why) or was a cancel
+    /// request.
+    Done,
+}
+
+/// The handshake failed before the client could be told anything.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandshakeError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("the client closed the connection")]
+    Closed,
+}
+
+/// Sends `error` (with `hint`) and counts the refusal.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &ServerCtx,
+    stream: &mut S,
+    reason: RefusalReason,
+    error: &DsqlError,
+    hint: Option<&str>,
+) -> Outcome {
+    ctx.stats.counters.refused(reason);
+    tracing::info!(reason = %reason, code = error.code, "connection refused");
+    let mut response = ErrorResponse::from_catalog(error);
+    response.hint = hint;
+    if response.send(stream).await.is_ok() && stream.shutdown().await.is_ok() {
+        // Wait for the client to close: closing first with unread input
+        // would reset the connection, and the client could lose the error.
+        let mut sink = [0_u8; 512];
+        let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
+    Outcome::Done
+}
+
+/// Relays a cancel request to the upstream if it names an open session.
+async fn relay_cancel(ctx: &ServerCtx, pid: i32, secret: i32) -> Outcome {
+    if ctx.registry.has_backend_key(pid, secret) {
+        match crate::upstream::cancel(&ctx.config.upstream, pid, secret).await {
+            Ok(()) => {
+                bump(&ctx.stats.counters.cancels_relayed);
+                tracing::debug!("cancel request relayed");
+            }
+            Err(e) => tracing::debug!(error = %e, "cancel request could not be relayed"),
+        }
+    } else {
+        tracing::debug!("cancel request for an unknown session ignored");
+    }
+    Outcome::Done
+}
+
+/// Runs the handshake. `refusal` is the admission decision taken at accept
+/// time, delivered once the client can read an `ErrorResponse`.
+pub(crate) async fn handshake(
+    mut tcp: TcpStream,
+    ctx: &ServerCtx,
+    refusal: Option<RefusalReason>,
+) -> Result<Outcome, HandshakeError> {
+    let mut first = [0_u8; 1];
+    if tcp.peek(&mut first).await? == 0 {
+        return Err(HandshakeError::Closed);
+    }
+    let direct = first[0] == protocol::TLS_HANDSHAKE;
+    if !direct {
+        loop {
+            match protocol::read_startup(&mut tcp).await? {
+                StartupPacket::Ssl => {
+                    tcp.write_all(b"S").await?;
+                    break;
+                }
+                StartupPacket::GssEnc => tcp.write_all(b"N").await?,
+                StartupPacket::Cancel { pid, secret } => return Ok(relay_cancel(ctx, pid, secret).await),
+                StartupPacket::Startup(_) => {
+                    return Ok(refuse(
+                        ctx,
+                        &mut tcp,
+                        RefusalReason::TlsRequired,
+                        &catalog::TLS_REQUIRED,
+                        None,
+                    )
+                    .await);
+                }
+            }
+        }
+    }
+    let mut tls = ctx.tls.accept(tcp).await?;
+    let (sni, alpn) = {
+        let (_, conn) = tls.get_ref();
+        (
+            conn.server_name().map(str::to_owned),
+            conn.alpn_protocol() == Some(ALPN_POSTGRESQL),
+        )
+    };
+    tracing::debug!(direct, sni = sni.as_deref(), alpn, "TLS established");
+    let startup = match protocol::read_startup(&mut tls).await {
+        Ok(StartupPacket::Startup(startup)) => startup,
+        Ok(StartupPacket::Cancel { pid, secret }) => return Ok(relay_cancel(ctx, pid, secret).await),
+        Ok(StartupPacket::Ssl | StartupPacket::GssEnc)
+        | Err(ProtocolError::Malformed(_) | ProtocolError::BadLength(_)) => {
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                RefusalReason::ProtocolViolation,
+                &catalog::PROTOCOL_VIOLATION,
+                None,
+            )
+            .await);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if direct && !alpn {
+        return Ok(refuse(
+            ctx,
+            &mut tls,
+            RefusalReason::AlpnRequired,
+            &catalog::ALPN_REQUIRED,
+            None,
+        )
+        .await);
+    }
+    match sni {
+        None => {
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                RefusalReason::SniMissing,
+                &catalog::SNI_REQUIRED,
+                None,
+            )
+            .await);
+        }
+        Some(name) if !name.eq_ignore_ascii_case(ctx.config.endpoint.host()) => {
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                RefusalReason::SniMismatch,
+                &catalog::UNKNOWN_ENDPOINT,
+                None,
+            )
+            .await);
+        }
+        Some(_) => {}
+    }
+    match refusal {
+        Some(reason @ RefusalReason::RateExceeded) => {
+            return Ok(refuse(ctx, &mut tls, reason, &catalog::RATE_EXCEEDED, None).await);
+        }
+        Some(reason) => {
+            return Ok(refuse(ctx, &mut tls, reason, &catalog::TOO_MANY_CONNECTIONS, None).await);
+        }
+        None => {}
+    }
+    let Some(user) = startup.param("user").map(str::to_owned) else {
+        let error = DsqlError {
+            code: "28000",
+            message: "no PostgreSQL user name specified in startup packet",
+            severity: Severity::Fatal,
+            confirmed: false,
+        };
+        return Ok(refuse(ctx, &mut tls, RefusalReason::ProtocolViolation, &error, None).await);
+    };
+    tracing::Span::current().record("user", user.as_str());
+
+    // Ask for the token.
+    let mut out = Vec::with_capacity(64);
+    let unsupported: Vec<&str> = startup
+        .params
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| name.starts_with("_pq_."))
+        .collect();
+    if startup.version & 0xffff != 0 || !unsupported.is_empty() {
+        protocol::put_negotiate_protocol_version(&mut out, 0, &unsupported);
+    }
+    protocol::put_auth_request(&mut out, 3);
+    tls.write_all(&out).await?;
+    tls.flush().await?;
+    let (tag, body) = match protocol::read_message(&mut tls, MAX_PASSWORD_LEN).await {
+        Ok(message) => message,
+        Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Closed);
+        }
+        Err(ProtocolError::BadLength(_)) => {
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                RefusalReason::ProtocolViolation,
+                &catalog::PROTOCOL_VIOLATION,
+                None,
+            )
+            .await);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if tag != b'p' {
+        // `Terminate` (a client without a password) or garbage.
+        return Err(HandshakeError::Closed);
+    }
+    let token = match protocol::cstr(&body).map(|(token, _)| std::str::from_utf8(token)) {
+        Some(Ok(token)) => token,
+        _ => {
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                RefusalReason::MalformedToken,
+                &catalog::ACCESS_DENIED,
+                Some("The password is not a DSQL authentication token."),
+            )
+            .await);
+        }
+    };
+    let verified = match ctx.verifier.verify(token, &user) {
+        Ok(verified) => verified,
+        Err(failure) => {
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                failure.reason,
+                &catalog::ACCESS_DENIED,
+                Some(&failure.hint),
+            )
+            .await);
+        }
+    };
+    if ctx.faults.refusing_auth() {
+        let hint = ctx
+            .verifier
+            .not_authorized_hint(&verified.access_key_id, verified.action);
+        return Ok(refuse(
+            ctx,
+            &mut tls,
+            RefusalReason::FaultInjected,
+            &catalog::ACCESS_DENIED,
+            Some(&hint),
+        )
+        .await);
+    }
+    tracing::debug!(access_key_id = %verified.access_key_id, action = %verified.action, "token accepted");
+    Ok(Outcome::Session(Box::new(Authenticated {
+        tls,
+        startup,
+        user,
+        verified,
+    })))
+}

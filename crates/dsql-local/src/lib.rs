@@ -1,0 +1,85 @@
+//! A local Amazon Aurora DSQL-compatible front end over a real PostgreSQL.
+//!
+//! There is no local Aurora DSQL. `dsql-local` speaks the PostgreSQL protocol
+//! the way DSQL does at its door and relays each session to a PostgreSQL
+//! server behind it:
+//!
+//! - **TLS is mandatory**, with PostgreSQL's `SSLRequest` negotiation or
+//!   direct TLS (ALPN `postgresql`); SNI must name the endpoint. A CA and a
+//!   server certificate for the endpoint host, `localhost` and `127.0.0.1` are
+//!   generated at start, and the CA is written to a PEM file that clients use
+//!   with `sslmode=verify-full` ([`DsqlLocal::ca_path`]).
+//! - **IAM authentication**: the password must be a SigV4-presigned DSQL token
+//!   (as signed by `dsql-auth` or any AWS SDK) for the endpoint host, the right
+//!   action for the user (`admin` ↔ `DbConnectAdmin`), the configured region,
+//!   not expired, and signed with a key from a configured table. Refusals carry
+//!   DSQL's SQLSTATE, message and hint ([`catalog`]). Tokens are never logged.
+//! - **DSQL's limits**: session lifetime, transaction timeout, maximum
+//!   connections and a connection-rate token bucket, each configurable so that
+//!   tests can compress time ([`LocalConfigBuilder`]).
+//! - **Optimistic concurrency errors**: upstream sessions run at repeatable
+//!   read and PostgreSQL's serialization failures and deadlocks come back in
+//!   DSQL's form (`40001`, `… please retry: (OC000)`).
+//! - **Faults on demand** ([`Faults`]) and **counters** ([`Stats`]).
+//!
+//! ```no_run
+//! use dsql_local::DsqlLocal;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let local = DsqlLocal::builder()
+//!     .upstream("postgres://postgres@127.0.0.1:5432/postgres")
+//!     .start()
+//!     .await?;
+//! // Host = the endpoint name, hostaddr = 127.0.0.1, port = the bound port,
+//! // sslrootcert = the generated CA.
+//! let config = local.client_config("admin")?;
+//! // Sign tokens with these credentials (e.g. dsql_auth::SigningProvider).
+//! let credentials = local.credentials();
+//! let (faults, stats) = (local.faults(), local.stats());
+//! # let _ = (config, credentials, faults, stats);
+//! local.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Differences from DSQL
+//! - PostgreSQL detects a write conflict at the second writer's statement
+//!   (which waits for the first writer's row lock and then fails with
+//!   `40001`), and lock cycles as deadlocks (`40P01`, also rewritten to
+//!   `OC000`); DSQL detects conflicts at `COMMIT`. Treat `40001` at any
+//!   statement as a conflict.
+//! - Only the errors listed in [`catalog`] with `confirmed: true` are known to
+//!   be DSQL's exact texts; the others are best guesses kept in that one table.
+//! - DSQL's other restrictions (no foreign keys, no `SERIAL`, DDL rules,
+//!   transaction size limits) are not emulated: the upstream PostgreSQL
+//!   accepts what it accepts.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+mod config;
+mod error;
+mod faults;
+mod handshake;
+mod limits;
+mod md5;
+mod protocol;
+mod registry;
+mod relay;
+mod server;
+mod stats;
+mod tls;
+mod token;
+mod upstream;
+
+pub use config::{
+    AccessKey, DEFAULT_ACCESS_KEY_ID, DEFAULT_CLUSTER_ID, DEFAULT_CONNECTION_BURST, DEFAULT_CONNECTION_RATE,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY,
+    DEFAULT_SESSION_LIFETIME, DEFAULT_TRANSACTION_TIMEOUT, DEFAULT_UPSTREAM,
+    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, LocalConfig, LocalConfigBuilder, RateLimit,
+};
+pub use error::{ConfigError, StartError};
+pub use faults::{CommitDrop, Faults, Latency};
+pub use server::DsqlLocal;
+pub use stats::{RefusalCounts, RefusalReason, Stats, StatsSnapshot};
+pub use token::{SignError, TokenRequest, sign_token};

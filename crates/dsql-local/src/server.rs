@@ -1,0 +1,458 @@
+//! The listener, the accept loop, each connection's life, and the
+//! [`DsqlLocal`] handle.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use dsql_auth::clock::SharedClock;
+use dsql_auth::{Action, DsqlConfig, Endpoint};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use crate::catalog;
+use crate::config::{AccessKey, LocalConfig, LocalConfigBuilder};
+use crate::error::StartError;
+use crate::faults::Faults;
+use crate::handshake::{self, Outcome};
+use crate::limits::{ConnectionLimit, ConnectionSlot, RateLimiter};
+use crate::protocol::{self, ErrorResponse};
+use crate::registry::Registry;
+use crate::relay::{self, SessionEnd};
+use crate::stats::{GaugeGuard, RefusalReason, Stats, bump};
+use crate::tls;
+use crate::token::{SignError, TokenRequest, Verifier, sign_token};
+use crate::upstream::{self, UpstreamError};
+
+/// How long shutdown waits for connections to close before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a connection needs, shared by all of them.
+pub(crate) struct ServerCtx {
+    pub(crate) config: LocalConfig,
+    pub(crate) tls: TlsAcceptor,
+    pub(crate) verifier: Verifier,
+    pub(crate) stats: Stats,
+    pub(crate) faults: Faults,
+    pub(crate) registry: Arc<Registry>,
+    connections: Arc<ConnectionLimit>,
+    rate: Option<RateLimiter>,
+    next_connection: AtomicU64,
+}
+
+impl ServerCtx {
+    /// Admission at accept time: a rate token, then a connection slot.
+    fn admit(&self) -> Result<ConnectionSlot, RefusalReason> {
+        if let Some(rate) = &self.rate
+            && !rate.try_acquire()
+        {
+            return Err(RefusalReason::RateExceeded);
+        }
+        self.connections
+            .try_acquire()
+            .ok_or(RefusalReason::TooManyConnections)
+    }
+}
+
+/// A running DSQL-compatible endpoint.
+///
+/// Dropping it stops the server too, without waiting; prefer
+/// [`shutdown`](Self::shutdown), which waits until every connection is
+/// closed and every task has ended.
+pub struct DsqlLocal {
+    addr: SocketAddr,
+    endpoint: Endpoint,
+    ca_pem: String,
+    ca_path: PathBuf,
+    temp_dir: Option<PathBuf>,
+    key: AccessKey,
+    clock: SharedClock,
+    stats: Stats,
+    faults: Faults,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl DsqlLocal {
+    /// A builder with DSQL's defaults; finish with
+    /// [`start`](LocalConfigBuilder::start).
+    pub fn builder() -> LocalConfigBuilder {
+        LocalConfig::builder()
+    }
+
+    /// Generates the certificates, binds the listener and starts accepting.
+    pub async fn start(config: LocalConfig) -> Result<Self, StartError> {
+        let material = tls::build(&config)?;
+        let listener = match TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(source) => {
+                remove_dir(material.temp_dir.as_deref());
+                return Err(StartError::Bind {
+                    addr: config.listen,
+                    source,
+                });
+            }
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(source) => {
+                remove_dir(material.temp_dir.as_deref());
+                return Err(StartError::Bind {
+                    addr: config.listen,
+                    source,
+                });
+            }
+        };
+        let registry = Arc::new(Registry::default());
+        let stats = Stats::new();
+        let faults = Faults::new(Arc::clone(&registry));
+        let key = config
+            .access_keys
+            .first()
+            .cloned()
+            .unwrap_or_else(AccessKey::default_test_key);
+        let endpoint = config.endpoint.clone();
+        let clock = Arc::clone(&config.clock);
+        let ctx = Arc::new(ServerCtx {
+            verifier: Verifier::new(
+                config.endpoint.clone(),
+                &config.access_keys,
+                config.allow_unknown_access_keys,
+                Arc::clone(&config.clock),
+            ),
+            tls: material.acceptor,
+            stats: stats.clone(),
+            faults: faults.clone(),
+            registry,
+            connections: ConnectionLimit::new(config.max_connections),
+            rate: config.connection_rate.map(RateLimiter::new),
+            next_connection: AtomicU64::new(0),
+            config,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let span = tracing::info_span!(
+            "dsql_local",
+            %addr,
+            endpoint = endpoint.host(),
+            region = endpoint.region(),
+        );
+        span.in_scope(|| {
+            tracing::info!(
+                upstream = %ctx.config.upstream(),
+                ca = %material.ca_path.display(),
+                "dsql-local listening"
+            );
+        });
+        let task = tokio::spawn(accept_loop(listener, ctx, shutdown_rx).instrument(span));
+        Ok(Self {
+            addr,
+            endpoint,
+            ca_pem: material.ca_pem,
+            ca_path: material.ca_path,
+            temp_dir: material.temp_dir,
+            key,
+            clock,
+            stats,
+            faults,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The endpoint: its host name (for tokens, SNI and certificate checks)
+    /// and region.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The endpoint host name.
+    pub fn host(&self) -> &str {
+        self.endpoint.host()
+    }
+
+    /// The CA certificate, PEM-encoded.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The file holding [`ca_pem`](Self::ca_pem), for `sslrootcert`.
+    pub fn ca_path(&self) -> &Path {
+        &self.ca_path
+    }
+
+    /// The access key tokens can be signed with (the first configured one;
+    /// by default the built-in test key).
+    pub fn access_key(&self) -> &AccessKey {
+        &self.key
+    }
+
+    /// [`access_key`](Self::access_key) as AWS credentials, to sign tokens
+    /// with `dsql_auth::SigningProvider`.
+    pub fn credentials(&self) -> Credentials {
+        self.key.credentials()
+    }
+
+    /// A client configuration for `user`: host = the endpoint name, hostaddr =
+    /// the listening address, port = the bound port, sslrootcert = the CA
+    /// file, region = the endpoint's.
+    pub fn client_config(&self, user: &str) -> Result<DsqlConfig, dsql_auth::ConfigError> {
+        DsqlConfig::builder()
+            .endpoint(self.endpoint.clone())
+            .user(user)
+            .port(self.addr.port())
+            .hostaddr(self.addr.ip())
+            .ssl_root_cert(&self.ca_path)
+            .build()
+    }
+
+    /// A token for `user`, signed now (by the configured clock) with
+    /// [`access_key`](Self::access_key) and valid for 900 s: a password for
+    /// `psql` and other tools. Applications should sign their own tokens
+    /// (`dsql_auth::SigningProvider` with [`credentials`](Self::credentials)).
+    pub fn token(&self, user: &str) -> Result<String, SignError> {
+        let mut request = TokenRequest::new(
+            self.endpoint.host(),
+            self.endpoint.region(),
+            Action::for_user(user),
+            &self.key,
+        );
+        request.signed_at = self.clock.now();
+        sign_token(&request)
+    }
+
+    /// A libpq connection string for `user` (without password): `host`,
+    /// `hostaddr`, `port`, `user`, `dbname=postgres`, `sslmode=verify-full`
+    /// and `sslrootcert`. Pass a [`token`](Self::token) as `PGPASSWORD`.
+    pub fn libpq_conninfo(&self, user: &str) -> String {
+        fn quote(value: &str) -> String {
+            format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+        }
+        format!(
+            "host={} hostaddr={} port={} user={} dbname=postgres sslmode=verify-full sslrootcert={}",
+            quote(self.endpoint.host()),
+            self.addr.ip(),
+            self.addr.port(),
+            quote(user),
+            quote(&self.ca_path.to_string_lossy()),
+        )
+    }
+
+    /// The fault handle.
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+
+    /// Stops accepting, closes every connection and waits until every task
+    /// has ended.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for DsqlLocal {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        remove_dir(self.temp_dir.as_deref());
+    }
+}
+
+impl fmt::Debug for DsqlLocal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DsqlLocal")
+            .field("addr", &self.addr)
+            .field("endpoint", &self.endpoint.host())
+            .field("region", &self.endpoint.region())
+            .field("ca_path", &self.ca_path)
+            .field("access_key_id", &self.key.access_key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+fn remove_dir(dir: Option<&Path>) {
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<ServerCtx>, mut shutdown: watch::Receiver<bool>) {
+    let mut paused = ctx.faults.paused();
+    let mut tasks = JoinSet::new();
+    let for_tasks = shutdown.clone();
+    loop {
+        if *paused.borrow_and_update() {
+            tokio::select! {
+                () = stopped(&mut shutdown) => break,
+                _ = paused.changed() => continue,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            }
+        }
+        tokio::select! {
+            () = stopped(&mut shutdown) => break,
+            _ = paused.changed() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tasks.spawn(connection(tcp, peer, Arc::clone(&ctx), for_tasks.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off a little.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    tracing::info!("dsql-local stopped");
+}
+
+async fn connection(tcp: TcpStream, peer: SocketAddr, ctx: Arc<ServerCtx>, shutdown: watch::Receiver<bool>) {
+    let id = ctx.next_connection.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "connection",
+        id,
+        %peer,
+        user = tracing::field::Empty,
+        database = tracing::field::Empty,
+    );
+    serve(tcp, &ctx, shutdown).instrument(span).await;
+}
+
+async fn serve(tcp: TcpStream, ctx: &ServerCtx, mut shutdown: watch::Receiver<bool>) {
+    let counters = &ctx.stats.counters;
+    bump(&counters.accepted);
+    let _connection = GaugeGuard::new(&counters.current_connections);
+    let _ = tcp.set_nodelay(true);
+    let admission = ctx.admit();
+    let refusal = admission.as_ref().err().copied();
+
+    let handshake = tokio::select! {
+        () = stopped(&mut shutdown) => return,
+        result = timeout(ctx.config.handshake_timeout, handshake::handshake(tcp, ctx, refusal)) => result,
+    };
+    let mut client = match handshake {
+        Ok(Ok(Outcome::Session(client))) => client,
+        Ok(Ok(Outcome::Done)) => return,
+        Ok(Err(e)) => {
+            bump(&counters.handshakes_failed);
+            tracing::debug!(error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            bump(&counters.handshakes_failed);
+            tracing::debug!("handshake timed out");
+            return;
+        }
+    };
+
+    let role = ctx.config.upstream_role(&client.user).to_owned();
+    let database = ctx
+        .config
+        .upstream_database
+        .clone()
+        .or_else(|| client.startup.param("database").map(str::to_owned))
+        .unwrap_or_else(|| ctx.config.upstream.database.clone());
+    tracing::Span::current().record("database", database.as_str());
+    let connect = upstream::connect(&ctx.config.upstream, &role, &database, &client.startup.params);
+    let upstream = tokio::select! {
+        () = stopped(&mut shutdown) => return,
+        result = timeout(ctx.config.upstream_connect_timeout, connect) => {
+            result.unwrap_or(Err(UpstreamError::Timeout))
+        }
+    };
+    let upstream = match upstream {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            counters.refused(RefusalReason::Upstream);
+            tracing::warn!(error = %e, role, database, "upstream session failed");
+            let result = match &e {
+                UpstreamError::Refused { error } => {
+                    async {
+                        client.tls.write_all(error).await?;
+                        client.tls.flush().await
+                    }
+                    .await
+                }
+                _ => {
+                    let detail = e.to_string();
+                    ErrorResponse::from_catalog(&catalog::UPSTREAM_UNAVAILABLE)
+                        .detail(&detail)
+                        .send(&mut client.tls)
+                        .await
+                }
+            };
+            if result.is_ok() {
+                let _ = timeout(Duration::from_millis(200), client.tls.shutdown()).await;
+            }
+            return;
+        }
+    };
+
+    let mut greeting = Vec::with_capacity(upstream.greeting.len() + 9);
+    protocol::put_auth_request(&mut greeting, 0);
+    greeting.extend_from_slice(&upstream.greeting);
+    let sent = async {
+        client.tls.write_all(&greeting).await?;
+        client.tls.flush().await
+    };
+    if let Err(e) = sent.await {
+        tracing::debug!(error = %e, "client gone before the session started");
+        return;
+    }
+    let registration = ctx.registry.register(upstream.backend_key);
+    bump(&counters.sessions_opened);
+    let _session = GaugeGuard::new(&counters.current_sessions);
+    tracing::debug!(
+        role,
+        access_key_id = %client.verified.access_key_id,
+        action = %client.verified.action,
+        "session started"
+    );
+    let client = *client;
+    let end = relay::run(client.tls, upstream, ctx, &registration.ctl, &mut shutdown).await;
+    match &end {
+        SessionEnd::Expired => bump(&counters.sessions_expired),
+        SessionEnd::Killed | SessionEnd::DroppedAtCommit => bump(&counters.sessions_dropped_by_faults),
+        SessionEnd::Failed(reason) => tracing::debug!(reason, "session failed"),
+        _ => {}
+    }
+    tracing::debug!(?end, "session ended");
+    drop(admission);
+}
+
+/// Completes when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
