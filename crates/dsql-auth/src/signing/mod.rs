@@ -133,11 +133,15 @@ impl SigningProvider {
                 .build()
                 .map_err(TokenError::signing)?,
         );
-        let signed = match inner.action {
-            Action::DbConnect => generator.db_connect_auth_token(&inner.sdk_config).await,
-            Action::DbConnectAdmin => generator.db_connect_admin_auth_token(&inner.sdk_config).await,
-        }
-        .map_err(TokenError::signing)?;
+        let signing = async {
+            match inner.action {
+                Action::DbConnect => generator.db_connect_auth_token(&inner.sdk_config).await,
+                Action::DbConnectAdmin => generator.db_connect_admin_auth_token(&inner.sdk_config).await,
+            }
+        };
+        let signed = untraced(signing)
+            .ok_or_else(|| TokenError::signing("the token generator did not complete at once".into()))?
+            .map_err(TokenError::signing)?;
         AuthToken::from_presigned(signed.as_str()).map_err(|e| TokenError::signing(Box::new(e)))
     }
 }
@@ -234,6 +238,24 @@ impl fmt::Debug for SigningProviderBuilder {
             .field("credentials", &self.credentials.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Runs the SDK's token generator with tracing switched off on this thread.
+///
+/// aws-sigv4 traces the canonical request at TRACE level, query string
+/// included: with temporary credentials that is the session token. The
+/// generator is given resolved credentials, so it completes on its first
+/// poll (HMACs only); `None` if it ever did not.
+fn untraced<F: Future>(future: F) -> Option<F::Output> {
+    let silent = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    tracing::dispatcher::with_default(&silent, || {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
+    })
 }
 
 #[derive(Debug)]
