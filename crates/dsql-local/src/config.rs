@@ -335,7 +335,9 @@ impl LocalConfigBuilder {
     /// The upstream PostgreSQL, as `postgres://user[:password]@host[:port]/database`
     /// (default [`DEFAULT_UPSTREAM`]). Its user is the role every client role
     /// maps to unless [`map_role`](Self::map_role) says otherwise; its database
-    /// is used when a client names none.
+    /// is used when a client names none; its password answers the upstream's
+    /// SCRAM-SHA-256, md5 or cleartext password request (the connection is
+    /// plain TCP: keep the upstream on a trusted network, usually loopback).
     pub fn upstream(mut self, url: impl Into<String>) -> Self {
         self.upstream = url.into();
         self

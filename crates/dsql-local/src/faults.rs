@@ -1,13 +1,12 @@
 //! Faults on demand: dropped sessions, refused authentication, injected
 //! conflicts, latency, paused accepting.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use rand::seq::IndexedRandom;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -97,7 +96,7 @@ impl Faults {
     /// Closes a random `fraction` (0 to 1) of the open sessions, rounded to
     /// the nearest whole number; returns how many.
     pub fn drop_sessions(&self, fraction: f64) -> usize {
-        let mut sessions = self.state.registry.all();
+        let sessions = self.state.registry.all();
         let fraction = if fraction.is_nan() {
             0.0
         } else {
@@ -110,15 +109,10 @@ impl Faults {
             clippy::cast_precision_loss
         )]
         let count = ((sessions.len() as f64) * fraction).round() as usize;
-        let mut dropped = 0;
-        for i in 0..count.min(sessions.len()) {
-            let pick = i + (random_u64() % (sessions.len() - i) as u64) as usize;
-            sessions.swap(i, pick);
-            if sessions[i].kill() {
-                dropped += 1;
-            }
-        }
-        dropped
+        sessions
+            .choose_multiple(&mut rand::rng(), count)
+            .filter(|ctl| ctl.kill())
+            .count()
     }
 
     /// Refuses every authentication for `window` from now, with DSQL's
@@ -246,7 +240,7 @@ impl Faults {
     /// Whether this `COMMIT` gets an injected conflict.
     pub(crate) fn roll_conflict(&self) -> bool {
         let p = f64::from_bits(self.state.conflict_probability.load(Ordering::Relaxed));
-        p > 0.0 && (p >= 1.0 || random_unit() < p)
+        p > 0.0 && (p >= 1.0 || rand::random::<f64>() < p)
     }
 }
 
@@ -265,31 +259,18 @@ impl fmt::Debug for Faults {
     }
 }
 
-/// A random `u64` (not cryptographic), from the standard library's
-/// per-process random hash keys.
-pub(crate) fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A random number in `[0, 1)`.
-fn random_unit() -> f64 {
-    // 53 random bits, exactly representable.
-    #[allow(clippy::cast_precision_loss)]
-    let unit = (random_u64() >> 11) as f64 / (1_u64 << 53) as f64;
-    unit
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn random_units_are_in_range_and_vary() {
-        let draws: Vec<f64> = (0..1000).map(|_| random_unit()).collect();
-        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
-        let below = draws.iter().filter(|&&u| u < 0.5).count();
-        assert!((350..650).contains(&below), "{below}");
+    fn conflicts_are_injected_with_the_probability() {
+        let faults = Faults::new(Arc::new(Registry::default()));
+        faults.inject_commit_conflicts(0.5);
+        let conflicts = (0..1000).filter(|_| faults.roll_conflict()).count();
+        assert!((350..650).contains(&conflicts), "{conflicts}");
+        faults.inject_commit_conflicts(f64::NAN);
+        assert!(!faults.roll_conflict());
     }
 
     #[test]

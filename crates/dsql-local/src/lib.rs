@@ -21,6 +21,12 @@
 //!   read and PostgreSQL's serialization failures and deadlocks come back in
 //!   DSQL's form (`40001`, `… please retry: (OC000)`).
 //! - **Faults on demand** ([`Faults`]) and **counters** ([`Stats`]).
+//! - **Any PostgreSQL behind it**: each session logs in to the upstream as
+//!   the role of the upstream URL (or a [mapped
+//!   role](LocalConfigBuilder::map_role)) with trust, SCRAM-SHA-256 (without
+//!   channel binding: the upstream connection is plain TCP), md5 or
+//!   cleartext password authentication, the password taken from the upstream
+//!   URL.
 //!
 //! ```no_run
 //! use dsql_local::DsqlLocal;
@@ -43,6 +49,15 @@
 //! # }
 //! ```
 //!
+//! [`DsqlLocal::connection_url`] gives the same settings as a URL for
+//! `dsql_auth::DsqlConfig::from_url`, for a process that only reads the
+//! environment, and [`DsqlLocal::libpq_conninfo`] and [`DsqlLocal::token`]
+//! serve `psql`.
+//!
+//! # Command line
+//! `dsqlctl local` (crate `dsqlctl`) runs this front end until Ctrl-C, with
+//! a flag for every limit and fault, and prints how to connect to it.
+//!
 //! # Differences from DSQL
 //! - PostgreSQL detects a write conflict at the second writer's statement
 //!   (which waits for the first writer's row lock and then fails with
@@ -62,7 +77,6 @@ mod error;
 mod faults;
 mod handshake;
 mod limits;
-mod md5;
 mod protocol;
 mod registry;
 mod relay;

@@ -256,6 +256,29 @@ impl DsqlLocal {
         )
     }
 
+    /// A connection URL for `user` that `dsql_auth::DsqlConfig::from_url`
+    /// accepts and that describes the same connection as
+    /// [`client_config`](Self::client_config):
+    /// `postgres://<user>@<endpoint>:<port>/postgres?hostaddr=…&sslrootcert=…&region=…`.
+    /// Handy as an environment variable for tests in another process.
+    pub fn connection_url(&self, user: &str) -> String {
+        let base = format!(
+            "postgres://{}:{}/postgres",
+            self.endpoint.host(),
+            self.addr.port()
+        );
+        let Ok(mut url) = url::Url::parse(&base) else {
+            // The endpoint host is a valid host name (checked by `Endpoint`).
+            return base;
+        };
+        let _ = url.set_username(user);
+        url.query_pairs_mut()
+            .append_pair("hostaddr", &self.addr.ip().to_string())
+            .append_pair("sslrootcert", &self.ca_path.to_string_lossy())
+            .append_pair("region", self.endpoint.region());
+        url.into()
+    }
+
     /// The fault handle.
     pub fn faults(&self) -> Faults {
         self.faults.clone()

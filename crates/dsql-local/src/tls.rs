@@ -103,7 +103,7 @@ fn temp_dir() -> io::Result<PathBuf> {
         let dir = base.join(format!(
             "dsql-local-{}-{:016x}",
             std::process::id(),
-            crate::faults::random_u64()
+            rand::random::<u64>()
         ));
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),

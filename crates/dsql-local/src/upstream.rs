@@ -1,13 +1,17 @@
-//! The upstream PostgreSQL: its URL, and opening an authenticated session.
+//! The upstream PostgreSQL: its URL, and opening an authenticated session
+//! (trust, SCRAM-SHA-256, md5 or cleartext password, with `postgres-protocol`).
 
 use std::fmt;
 use std::io;
 
+use bytes::BytesMut;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::frontend;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::error::ConfigError;
-use crate::md5;
 use crate::protocol::{self, FrameReader, ProtocolError};
 
 /// The isolation level of every upstream session: DSQL runs transactions at
@@ -98,6 +102,11 @@ impl UpstreamTarget {
     pub(crate) fn addr(&self) -> (&str, u16) {
         (&self.host, self.port)
     }
+
+    /// The password, when the upstream asks for one.
+    fn password(&self) -> Result<&str, UpstreamError> {
+        self.password.as_deref().ok_or(UpstreamError::PasswordRequired)
+    }
 }
 
 /// Why an upstream session could not be opened.
@@ -114,11 +123,13 @@ pub(crate) enum UpstreamError {
     },
     #[error(
         "the upstream PostgreSQL asks for {0} authentication, which dsql-local does not support: \
-         allow trust, password or md5 authentication for its connections"
+         allow trust, scram-sha-256, md5 or password authentication for its connections"
     )]
     UnsupportedAuth(&'static str),
     #[error("the upstream PostgreSQL asks for a password but the upstream URL has none")]
     PasswordRequired,
+    #[error("SCRAM-SHA-256 authentication with the upstream PostgreSQL failed: {0}")]
+    Scram(#[source] io::Error),
     #[error("protocol error with the upstream PostgreSQL: {0}")]
     Protocol(#[from] ProtocolError),
     #[error("the upstream PostgreSQL closed the connection during startup")]
@@ -173,10 +184,14 @@ pub(crate) async fn connect(
         .map_err(UpstreamError::Connect)?;
 
     let mut reader = FrameReader::new();
-    let mut out = Vec::new();
+    let mut out = BytesMut::new();
     let mut greeting = Vec::new();
     let mut backend_key = None;
     let mut authenticated = false;
+    // A SCRAM exchange in progress, and whether the server proved that it
+    // knows the password (`AuthenticationSASLFinal` verified).
+    let mut scram: Option<ScramSha256> = None;
+    let mut scram_verified = false;
     loop {
         let Some(frame) = reader.next_frame()? else {
             if reader.fill(&mut stream).await.map_err(UpstreamError::Connect)? == 0 {
@@ -192,40 +207,61 @@ pub(crate) async fn connect(
                 });
             }
             b'R' if !authenticated => {
-                let code = body
-                    .get(..4)
-                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    .ok_or(ProtocolError::Malformed("authentication"))?;
+                let (code, data) = auth_request(body)?;
+                out.clear();
                 match code {
-                    0 => authenticated = true,
-                    3 => {
-                        let password = target
-                            .password
-                            .as_deref()
-                            .ok_or(UpstreamError::PasswordRequired)?;
-                        out.clear();
-                        protocol::put_message(&mut out, b'p', |o| protocol::put_cstr(o, password.as_bytes()));
-                        stream.write_all(&out).await.map_err(UpstreamError::Connect)?;
+                    AUTH_OK => {
+                        if scram.is_some() && !scram_verified {
+                            return Err(UpstreamError::Scram(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "the server ended the exchange without proving that it knows the password",
+                            )));
+                        }
+                        authenticated = true;
                     }
-                    5 => {
-                        let password = target
-                            .password
-                            .as_deref()
-                            .ok_or(UpstreamError::PasswordRequired)?;
-                        let salt: [u8; 4] = body
-                            .get(4..8)
+                    AUTH_CLEARTEXT => {
+                        let password = target.password()?;
+                        frontend::password_message(password.as_bytes(), &mut out).map_err(protocol_io)?;
+                    }
+                    AUTH_MD5 => {
+                        let password = target.password()?;
+                        let salt: [u8; 4] = data
+                            .get(..4)
                             .and_then(|s| s.try_into().ok())
                             .ok_or(ProtocolError::Malformed("authentication"))?;
-                        let response = md5::postgres_password(role, password, salt);
-                        out.clear();
-                        protocol::put_message(&mut out, b'p', |o| protocol::put_cstr(o, response.as_bytes()));
-                        stream.write_all(&out).await.map_err(UpstreamError::Connect)?;
+                        let response = md5_hash(role.as_bytes(), password.as_bytes(), salt);
+                        frontend::password_message(response.as_bytes(), &mut out).map_err(protocol_io)?;
                     }
-                    10 => return Err(UpstreamError::UnsupportedAuth("SASL (SCRAM-SHA-256)")),
+                    AUTH_SASL => {
+                        if !sasl_mechanisms(data)?.contains(&SCRAM_SHA_256.as_bytes()) {
+                            return Err(UpstreamError::UnsupportedAuth(
+                                "SASL without SCRAM-SHA-256 (only SCRAM-SHA-256-PLUS?)",
+                            ));
+                        }
+                        let password = target.password()?;
+                        // Plain TCP: there is no TLS channel to bind to.
+                        let exchange = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                        frontend::sasl_initial_response(SCRAM_SHA_256, exchange.message(), &mut out)
+                            .map_err(protocol_io)?;
+                        scram = Some(exchange);
+                    }
+                    AUTH_SASL_CONTINUE => {
+                        let exchange = scram.as_mut().ok_or(ProtocolError::Malformed("authentication"))?;
+                        exchange.update(data).map_err(UpstreamError::Scram)?;
+                        frontend::sasl_response(exchange.message(), &mut out).map_err(protocol_io)?;
+                    }
+                    AUTH_SASL_FINAL => {
+                        let exchange = scram.as_mut().ok_or(ProtocolError::Malformed("authentication"))?;
+                        exchange.finish(data).map_err(UpstreamError::Scram)?;
+                        scram_verified = true;
+                    }
                     2 => return Err(UpstreamError::UnsupportedAuth("Kerberos")),
                     7 | 8 => return Err(UpstreamError::UnsupportedAuth("GSSAPI")),
                     9 => return Err(UpstreamError::UnsupportedAuth("SSPI")),
                     _ => return Err(UpstreamError::UnsupportedAuth("an unknown method")),
+                }
+                if !out.is_empty() {
+                    stream.write_all(&out).await.map_err(UpstreamError::Connect)?;
                 }
             }
             b'N' if !authenticated => {}
@@ -251,6 +287,40 @@ pub(crate) async fn connect(
             _ => greeting.extend_from_slice(reader.bytes(&frame)),
         }
     }
+}
+
+const AUTH_OK: u32 = 0;
+const AUTH_CLEARTEXT: u32 = 3;
+const AUTH_MD5: u32 = 5;
+const AUTH_SASL: u32 = 10;
+const AUTH_SASL_CONTINUE: u32 = 11;
+const AUTH_SASL_FINAL: u32 = 12;
+
+/// Splits an `Authentication*` body into its code and the data after it.
+fn auth_request(body: &[u8]) -> Result<(u32, &[u8]), ProtocolError> {
+    match body.split_first_chunk::<4>() {
+        Some((code, data)) => Ok((u32::from_be_bytes(*code), data)),
+        None => Err(ProtocolError::Malformed("authentication")),
+    }
+}
+
+/// The mechanism names of an `AuthenticationSASL` message.
+fn sasl_mechanisms(mut data: &[u8]) -> Result<Vec<&[u8]>, ProtocolError> {
+    let mut mechanisms = Vec::new();
+    loop {
+        let (name, rest) = protocol::cstr(data).ok_or(ProtocolError::Malformed("authentication"))?;
+        if name.is_empty() {
+            return Ok(mechanisms);
+        }
+        mechanisms.push(name);
+        data = rest;
+    }
+}
+
+/// `postgres_protocol`'s writers fail only on a length over `i32::MAX` or a
+/// NUL inside a string (a password with a NUL).
+fn protocol_io(error: io::Error) -> UpstreamError {
+    UpstreamError::Protocol(ProtocolError::Io(error))
 }
 
 /// Relays a cancel request to the upstream.

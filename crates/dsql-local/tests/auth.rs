@@ -121,6 +121,28 @@ async fn psql_with_verify_full_runs_a_query() {
 }
 
 #[tokio::test]
+async fn the_connection_url_is_the_client_config() {
+    let local = start(
+        DsqlLocal::builder()
+            .endpoint_host("localhost")
+            .region("eu-west-1"),
+    )
+    .await;
+    for user in ["admin", "app user"] {
+        let url = local.connection_url(user);
+        let config = DsqlConfig::from_url(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(config, local.client_config(user).expect("config"), "{url}");
+    }
+    let config = DsqlConfig::from_url(&local.connection_url("admin")).expect("config");
+    let token = sign(&config, local.credentials(), None).await;
+    let client = connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+        .await
+        .expect("connects");
+    client.simple_query("SELECT 1").await.expect("query");
+    local.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_localhost_endpoint_works() {
     let local = start(
         DsqlLocal::builder()
