@@ -1,0 +1,147 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project::pin_project;
+use tower::{Layer, Service};
+
+use super::{Classify, DsqlClassifier};
+use crate::error::{BoxError, Error, Phase};
+
+/// Attaches an [`ErrorClass`](super::ErrorClass) to every error of the
+/// service below, turning it into an [`Error`].
+///
+/// Errors that already are an [`Error`] (from a
+/// [`Session`](crate::Session)) keep their phase and are classified again,
+/// so a custom classifier here has the last word.
+///
+/// ```
+/// use dsql_tower::classify::{ClassifyLayer, ErrorClass};
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let failing = service_fn(|_: ()| async {
+///     Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+/// });
+/// let mut service = ClassifyLayer::new().layer(failing);
+/// let error = service.ready().await.unwrap().call(()).await.unwrap_err();
+/// assert_eq!(error.class(), ErrorClass::Reconnect);
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ClassifyLayer<C = DsqlClassifier> {
+    classifier: C,
+}
+
+impl ClassifyLayer {
+    /// Classifies with [`DsqlClassifier`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<C> ClassifyLayer<C> {
+    /// Classifies with `classifier`.
+    pub fn with_classifier(classifier: C) -> Self {
+        Self { classifier }
+    }
+}
+
+impl<S, C: Clone> Layer<S> for ClassifyLayer<C> {
+    type Service = ClassifyService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClassifyService::new(inner, self.classifier.clone())
+    }
+}
+
+/// The service made by [`ClassifyLayer`].
+#[derive(Clone, Debug)]
+pub struct ClassifyService<S, C = DsqlClassifier> {
+    inner: S,
+    classifier: C,
+}
+
+impl<S, C> ClassifyService<S, C> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, classifier: C) -> Self {
+        Self { inner, classifier }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, R> Service<R> for ClassifyService<S, C>
+where
+    S: Service<R>,
+    S::Error: Into<BoxError>,
+    C: Classify + Clone,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ClassifyFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| classify(&self.classifier, error.into()))
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        ClassifyFuture {
+            inner: self.inner.call(request),
+            classifier: self.classifier.clone(),
+        }
+    }
+}
+
+/// The future of [`ClassifyService`].
+#[pin_project]
+#[derive(Debug)]
+pub struct ClassifyFuture<F, C> {
+    #[pin]
+    inner: F,
+    classifier: C,
+}
+
+impl<F, T, E, C> Future for ClassifyFuture<F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify,
+{
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        Poll::Ready(result.map_err(|error| classify(this.classifier, error.into())))
+    }
+}
+
+pub(crate) fn classify<C: Classify + ?Sized>(classifier: &C, error: BoxError) -> Error {
+    match error.downcast::<Error>() {
+        Ok(error) => {
+            let class = classifier.classify(&*error);
+            error.with_class(class)
+        }
+        Err(error) => {
+            let class = classifier.classify(&*error);
+            Error::new(class, Phase::Unknown, error)
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Retrying by error class, on `tower::retry`.
+//!
+//! [`RetryPolicy`] is a `tower::retry::Policy`: it classifies each failure,
+//! and retries it according to the rule of its class (attempts, a window in
+//! seconds, a full-jitter [`Backoff`]), within a retry budget shared by all
+//! requests so that a failing cluster is not hammered. Put it in a stack with
+//! [`RetryPolicy::layer`] (tower's `RetryLayer`).
+
+mod backoff;
+
+use std::any::Any;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::{Policy, RetryLayer};
+
+pub use self::backoff::Backoff;
+use crate::classify::{Classify, DsqlClassifier, ErrorClass};
+use crate::error::{Error, Phase};
+use crate::operation::Operation;
+
+/// A request that a retry can send again.
+pub trait Replay: Sized {
+    /// A copy to send again, or `None` if it cannot be replayed.
+    fn replay(&self) -> Option<Self>;
+
+    /// Whether running it twice is harmless, so that it may be replayed
+    /// when the outcome of an attempt is unknown.
+    fn is_idempotent(&self) -> bool;
+}
+
+impl<T> Replay for Operation<T> {
+    fn replay(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+
+    fn is_idempotent(&self) -> bool {
+        Operation::is_idempotent(self)
+    }
+}
+
+/// Connecting is always safe to repeat.
+impl Replay for tokio_postgres::Config {
+    fn replay(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// How one class of errors is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryRule {
+    /// Delay before each retry.
+    pub backoff: Backoff,
+    /// Attempts in total, the first included.
+    pub max_attempts: u32,
+    /// No retry starts later than this after the first failure.
+    pub max_elapsed: Duration,
+}
+
+impl RetryRule {
+    /// A rule.
+    pub const fn new(backoff: Backoff, max_attempts: u32, max_elapsed: Duration) -> Self {
+        Self {
+            backoff,
+            max_attempts,
+            max_elapsed,
+        }
+    }
+}
+
+const fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+const fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+#[derive(Clone, Debug)]
+struct Rules {
+    conflict: Option<RetryRule>,
+    reconnect: Option<RetryRule>,
+    outcome_unknown: Option<RetryRule>,
+    reauthenticate: Option<RetryRule>,
+    throttled: Option<RetryRule>,
+}
+
+impl Rules {
+    fn get(&self, class: ErrorClass) -> Option<RetryRule> {
+        match class {
+            ErrorClass::Conflict => self.conflict,
+            ErrorClass::Reconnect => self.reconnect,
+            ErrorClass::OutcomeUnknown => self.outcome_unknown,
+            ErrorClass::Reauthenticate => self.reauthenticate,
+            ErrorClass::Throttled => self.throttled,
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, class: ErrorClass, rule: Option<RetryRule>) {
+        match class {
+            ErrorClass::Conflict => self.conflict = rule,
+            ErrorClass::Reconnect => self.reconnect = rule,
+            ErrorClass::OutcomeUnknown => self.outcome_unknown = rule,
+            ErrorClass::Reauthenticate => self.reauthenticate = rule,
+            ErrorClass::Throttled => self.throttled = rule,
+            _ => {}
+        }
+    }
+}
+
+/// Retries by [`ErrorClass`]; a `tower::retry::Policy` for [`Operation`]s
+/// and for connects.
+///
+/// | class | operations ([`for_operations`](Self::for_operations)) | connects ([`for_connects`](Self::for_connects)) |
+/// |---|---|---|
+/// | conflict | replay the transaction: 2 ms → 250 ms, 30 attempts, 10 s | — |
+/// | reconnect | 10 ms → 1 s, 10 attempts, 10 s | 50 ms → 2 s, 8 attempts, 15 s |
+/// | outcome unknown | idempotent operations only, as reconnect | — |
+/// | reauthenticate | 100 ms → 2 s, 10 attempts, 5 s | 100 ms → 2 s, 10 attempts, 5 s |
+/// | throttled | 100 ms → 5 s, 10 attempts, 30 s | 100 ms → 5 s, 12 attempts, 30 s |
+/// | fatal | never | never |
+///
+/// Errors from getting a connection ([`Phase::Connect`]) are not retried at
+/// the operation level: the connect stack has already retried them with the
+/// connect rules, and retrying again would multiply the attempts.
+///
+/// Retries other than conflicts draw from a budget shared by every clone
+/// (tower's `TpsBudget`: 20 % of recent successes plus 10 per second), so a
+/// failing cluster sees a bounded trickle rather than a storm. Conflicts are
+/// bounded by their own rule: the cluster is healthy, a replay is the cure.
+///
+/// ```
+/// use dsql_tower::retry::RetryPolicy;
+/// use dsql_tower::classify::ClassifyLayer;
+/// use tower::ServiceBuilder;
+///
+/// let stack = ServiceBuilder::new()
+///     .layer(RetryPolicy::for_operations().layer())
+///     .layer(ClassifyLayer::new())
+///     .service(tower::service_fn(|op: dsql_tower::Operation<()>| async move {
+///         Ok::<(), dsql_tower::Error>(())
+///     }));
+/// # let _ = stack;
+/// ```
+#[derive(Clone)]
+pub struct RetryPolicy<C = DsqlClassifier> {
+    rules: Arc<Rules>,
+    budget: Option<Arc<TpsBudget>>,
+    classifier: C,
+    retries: u32,
+    first_failure: Option<Instant>,
+}
+
+impl RetryPolicy {
+    /// The rules for operations (see the table above).
+    pub fn for_operations() -> Self {
+        let reconnect = RetryRule::new(Backoff::new(ms(10), secs(1)), 10, secs(10));
+        Self::with_rules(Rules {
+            conflict: Some(RetryRule::new(Backoff::new(ms(2), ms(250)), 30, secs(10))),
+            reconnect: Some(reconnect),
+            outcome_unknown: Some(reconnect),
+            reauthenticate: Some(RetryRule::new(Backoff::new(ms(100), secs(2)), 10, secs(5))),
+            throttled: Some(RetryRule::new(Backoff::new(ms(100), secs(5)), 10, secs(30))),
+        })
+    }
+
+    /// The rules for connects (see the table above).
+    pub fn for_connects() -> Self {
+        Self::with_rules(Rules {
+            conflict: None,
+            reconnect: Some(RetryRule::new(Backoff::new(ms(50), secs(2)), 8, secs(15))),
+            outcome_unknown: None,
+            reauthenticate: Some(RetryRule::new(Backoff::new(ms(100), secs(2)), 10, secs(5))),
+            throttled: Some(RetryRule::new(Backoff::new(ms(100), secs(5)), 12, secs(30))),
+        })
+    }
+
+    fn with_rules(rules: Rules) -> Self {
+        Self {
+            rules: Arc::new(rules),
+            budget: Some(Arc::new(TpsBudget::new(secs(10), 10, 0.2))),
+            classifier: DsqlClassifier,
+            retries: 0,
+            first_failure: None,
+        }
+    }
+}
+
+impl<C> RetryPolicy<C> {
+    /// Sets how `class` is retried; `None` never retries it.
+    /// [`ErrorClass::Fatal`] is never retried whatever is set.
+    pub fn rule(mut self, class: ErrorClass, rule: Option<RetryRule>) -> Self {
+        Arc::make_mut(&mut self.rules).set(class, rule);
+        self
+    }
+
+    /// The rule for `class`.
+    pub fn rule_for(&self, class: ErrorClass) -> Option<RetryRule> {
+        self.rules.get(class)
+    }
+
+    /// Replaces the retry budget: `retry_percent` of recent successes (over
+    /// `ttl`) plus `min_per_sec` retries per second.
+    pub fn budget(mut self, ttl: Duration, min_per_sec: u32, retry_percent: f32) -> Self {
+        self.budget = Some(Arc::new(TpsBudget::new(ttl, min_per_sec, retry_percent)));
+        self
+    }
+
+    /// Retries without a budget (only the per-class rules bound them).
+    pub fn without_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
+    /// Classifies with `classifier` instead of [`DsqlClassifier`].
+    pub fn classifier<C2>(self, classifier: C2) -> RetryPolicy<C2> {
+        RetryPolicy {
+            rules: self.rules,
+            budget: self.budget,
+            classifier,
+            retries: 0,
+            first_failure: None,
+        }
+    }
+
+    /// tower's `RetryLayer` with this policy.
+    pub fn layer(self) -> RetryLayer<Self> {
+        RetryLayer::new(self)
+    }
+
+    fn decide(
+        &mut self,
+        class: ErrorClass,
+        phase: Option<Phase>,
+        idempotent: bool,
+    ) -> Result<Duration, &'static str> {
+        if phase == Some(Phase::Connect) {
+            return Err("connect errors are retried by the connect stack");
+        }
+        if class == ErrorClass::OutcomeUnknown && !idempotent {
+            return Err("the outcome is unknown and the operation is not idempotent");
+        }
+        let rule = self.rules.get(class).ok_or("this class is not retried")?;
+        let attempts = self.retries + 1;
+        if attempts >= rule.max_attempts {
+            return Err("attempts exhausted");
+        }
+        let first_failure = *self.first_failure.get_or_insert_with(Instant::now);
+        if first_failure.elapsed() >= rule.max_elapsed {
+            return Err("retry window exhausted");
+        }
+        if class != ErrorClass::Conflict
+            && let Some(budget) = &self.budget
+            && !budget.withdraw()
+        {
+            return Err("retry budget exhausted");
+        }
+        Ok(rule.backoff.delay(self.retries))
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for RetryPolicy<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("rules", &self.rules)
+            .field("budget", &self.budget.is_some())
+            .field("classifier", &self.classifier)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+impl<Req, Res, E, C> Policy<Req, Res, E> for RetryPolicy<C>
+where
+    Req: Replay,
+    E: StdError + 'static,
+    C: Classify,
+{
+    type Future = tokio::time::Sleep;
+
+    fn retry(&mut self, request: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        let error = match result {
+            Ok(_) => {
+                if let Some(budget) = &self.budget {
+                    budget.deposit();
+                }
+                return None;
+            }
+            Err(error) => error,
+        };
+        let class = self.classifier.classify(&*error);
+        let phase = phase_of(&*error);
+        match self.decide(class, phase, request.is_idempotent()) {
+            Ok(delay) => {
+                self.retries += 1;
+                tracing::debug!(
+                    class = %class,
+                    attempt = self.retries + 1,
+                    delay_ms = delay.as_millis() as u64,
+                    error = %crate::error::display_chain(&*error),
+                    "retrying"
+                );
+                Some(tokio::time::sleep(delay))
+            }
+            Err(reason) => {
+                let attempts = self.retries + 1;
+                if attempts > 1 || class != ErrorClass::Fatal {
+                    tracing::debug!(class = %class, attempts, reason, "not retrying");
+                }
+                if let Some(error) = (error as &mut dyn Any).downcast_mut::<Error>() {
+                    error.set_attempts(attempts);
+                }
+                None
+            }
+        }
+    }
+
+    fn clone_request(&mut self, request: &Req) -> Option<Req> {
+        request.replay()
+    }
+}
+
+fn phase_of(error: &(dyn StdError + 'static)) -> Option<Phase> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(error) = error.downcast_ref::<Error>() {
+            return Some(error.phase());
+        }
+        next = error.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

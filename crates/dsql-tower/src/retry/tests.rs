@@ -1,0 +1,170 @@
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tower::{Service, ServiceExt, service_fn};
+
+use super::*;
+
+fn op() -> Operation<u32> {
+    Operation::new(|_client| Box::pin(async { Ok::<_, io::Error>(7) }))
+}
+
+fn error(class: ErrorClass, phase: Phase) -> Error {
+    Error::new(class, phase, io::Error::other("boom"))
+}
+
+/// Runs `op` through a retry policy over a service that fails `failures`
+/// times with `class`/`phase`, then succeeds; returns (result, calls).
+async fn run(
+    policy: RetryPolicy,
+    op: Operation<u32>,
+    class: ErrorClass,
+    phase: Phase,
+    failures: usize,
+) -> (Result<u32, Error>, usize) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let inner = service_fn(move |_op: Operation<u32>| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < failures {
+                Err(error(class, phase))
+            } else {
+                Ok(7)
+            }
+        }
+    });
+    let mut service = tower::ServiceBuilder::new().layer(policy.layer()).service(inner);
+    let result = service.ready().await.unwrap().call(op).await;
+    (result, calls.load(Ordering::SeqCst))
+}
+
+#[tokio::test(start_paused = true)]
+async fn retryable_classes_are_retried_until_success() {
+    for class in [
+        ErrorClass::Conflict,
+        ErrorClass::Reconnect,
+        ErrorClass::Reauthenticate,
+        ErrorClass::Throttled,
+    ] {
+        let (result, calls) = run(RetryPolicy::for_operations(), op(), class, Phase::Execute, 3).await;
+        assert_eq!(result.unwrap(), 7, "{class}");
+        assert_eq!(calls, 4, "{class}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fatal_and_connect_phase_errors_are_not_retried() {
+    let (result, calls) = run(
+        RetryPolicy::for_operations(),
+        op(),
+        ErrorClass::Fatal,
+        Phase::Execute,
+        1,
+    )
+    .await;
+    assert_eq!(result.unwrap_err().class(), ErrorClass::Fatal);
+    assert_eq!(calls, 1);
+
+    let (result, calls) = run(
+        RetryPolicy::for_operations(),
+        op(),
+        ErrorClass::Throttled,
+        Phase::Connect,
+        1,
+    )
+    .await;
+    assert_eq!(result.unwrap_err().phase(), Phase::Connect);
+    assert_eq!(calls, 1, "the connect stack owns connect retries");
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_outcomes_are_replayed_only_when_idempotent() {
+    let (result, calls) = run(
+        RetryPolicy::for_operations(),
+        op(),
+        ErrorClass::OutcomeUnknown,
+        Phase::Commit,
+        1,
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert!(error.is_outcome_unknown());
+    assert_eq!(calls, 1);
+
+    let (result, calls) = run(
+        RetryPolicy::for_operations(),
+        op().idempotent(),
+        ErrorClass::OutcomeUnknown,
+        Phase::Commit,
+        1,
+    )
+    .await;
+    assert_eq!(result.unwrap(), 7);
+    assert_eq!(calls, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_are_capped_and_reported() {
+    let policy = RetryPolicy::for_operations().rule(
+        ErrorClass::Conflict,
+        Some(RetryRule::new(Backoff::new(ms(1), ms(10)), 4, secs(60))),
+    );
+    let (result, calls) = run(policy, op(), ErrorClass::Conflict, Phase::Commit, 100).await;
+    let error = result.unwrap_err();
+    assert_eq!(calls, 4);
+    assert_eq!(error.attempts(), 4);
+    assert!(error.to_string().contains("after 4 attempts"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_window_is_in_seconds() {
+    // Delays of up to 1 s, a 3 s window: the retries stop after about 3 s of
+    // virtual time whatever the attempt cap.
+    let policy = RetryPolicy::for_operations().rule(
+        ErrorClass::Reconnect,
+        Some(RetryRule::new(Backoff::new(secs(1), secs(1)), 1000, secs(3))),
+    );
+    let started = tokio::time::Instant::now();
+    let (result, calls) = run(policy, op(), ErrorClass::Reconnect, Phase::Execute, usize::MAX).await;
+    assert!(result.is_err());
+    let elapsed = started.elapsed();
+    assert!(elapsed >= secs(3) && elapsed < secs(5), "{elapsed:?}");
+    assert!(calls > 2, "{calls}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_stops_a_storm_but_not_conflicts() {
+    // Budget: 1 retry per second, no credit from successes.
+    let policy = RetryPolicy::for_operations().budget(secs(1), 1, 0.0);
+    let mut failed = 0;
+    for _ in 0..20 {
+        let (result, _) = run(policy.clone(), op(), ErrorClass::Reconnect, Phase::Execute, 1).await;
+        failed += usize::from(result.is_err());
+    }
+    assert!(
+        failed >= 15,
+        "the budget let {} of 20 retries through",
+        20 - failed
+    );
+
+    for _ in 0..20 {
+        let (result, _) = run(policy.clone(), op(), ErrorClass::Conflict, Phase::Commit, 1).await;
+        assert_eq!(result.unwrap(), 7, "conflicts do not draw from the budget");
+    }
+}
+
+#[test]
+fn full_jitter_backoff_stays_within_its_window() {
+    let backoff = Backoff::new(ms(10), ms(200));
+    assert_eq!(backoff.ceiling(0), ms(10));
+    assert_eq!(backoff.ceiling(3), ms(80));
+    assert_eq!(backoff.ceiling(10), ms(200));
+    assert_eq!(backoff.ceiling(u32::MAX), ms(200));
+    let delays: Vec<Duration> = (0..2000).map(|_| backoff.delay(10)).collect();
+    assert!(delays.iter().all(|d| *d <= ms(200)));
+    // Full jitter: the whole window is used, including its low end.
+    assert!(delays.iter().any(|d| *d < ms(20)));
+    assert!(delays.iter().any(|d| *d > ms(180)));
+}

@@ -1,0 +1,72 @@
+use std::fmt;
+
+use tower::Layer;
+
+use super::TokenService;
+use crate::classify::DsqlClassifier;
+
+/// Sets a token from a [`TokenProvider`](dsql_auth::TokenProvider) as the
+/// password of every connect that passes through; see [`TokenService`].
+///
+/// ```
+/// use dsql_auth::{AuthToken, StaticProvider};
+/// use dsql_tower::TokenLayer;
+/// use std::time::{Duration, SystemTime};
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let now = SystemTime::now();
+/// let provider = StaticProvider::new(AuthToken::new("t0k3n", now, now + Duration::from_secs(60)));
+/// // Stands in for a connector: returns the password it was given.
+/// let connect = service_fn(|config: tokio_postgres::Config| async move {
+///     Ok::<_, dsql_tower::ConnectError>(String::from_utf8(config.get_password().unwrap().to_vec()).unwrap())
+/// });
+/// let mut service = TokenLayer::new(provider).layer(connect);
+/// let password = service.ready().await.unwrap().call(tokio_postgres::Config::new()).await.unwrap();
+/// assert_eq!(password, "t0k3n");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenLayer<P, C = DsqlClassifier> {
+    provider: P,
+    classifier: C,
+}
+
+impl<P> TokenLayer<P> {
+    /// Takes tokens from `provider`, and recognizes refusals with
+    /// [`DsqlClassifier`].
+    pub fn new(provider: P) -> Self {
+        Self {
+            provider,
+            classifier: DsqlClassifier,
+        }
+    }
+}
+
+impl<P, C> TokenLayer<P, C> {
+    /// Recognizes refused tokens with `classifier` instead.
+    pub fn with_classifier<C2>(self, classifier: C2) -> TokenLayer<P, C2> {
+        TokenLayer {
+            provider: self.provider,
+            classifier,
+        }
+    }
+}
+
+impl<S, P: Clone, C: Clone> Layer<S> for TokenLayer<P, C> {
+    type Service = TokenService<S, P, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TokenService::new(inner, self.provider.clone(), self.classifier.clone())
+    }
+}
+
+impl<P: fmt::Debug, C: fmt::Debug> fmt::Debug for TokenLayer<P, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenLayer")
+            .field("provider", &self.provider)
+            .field("classifier", &self.classifier)
+            .finish()
+    }
+}
