@@ -9,7 +9,9 @@
 #![forbid(unsafe_code)]
 
 use dsql_auth::{CachingProvider, DsqlConfig, SharedTokenProvider, SigningProvider};
-use dsql_local::DsqlLocal;
+use std::time::Duration;
+
+use dsql_local::{DsqlLocal, LocalConfigBuilder};
 
 /// A boxed error for examples.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,6 +33,17 @@ impl Target {
     /// `DSQL_LOCAL_UPSTREAM` (default `postgres://postgres@127.0.0.1:5432/postgres`),
     /// as user `admin`.
     pub async fn from_env_or_local() -> Result<Self, BoxError> {
+        Self::from_env_or_local_with(|local| local, None).await
+    }
+
+    /// Like [`from_env_or_local`](Self::from_env_or_local), with the local
+    /// front end set up by `configure` (to shorten DSQL's limits, say) and
+    /// local tokens valid for `token_duration` (default 900 s). Neither
+    /// applies to a real cluster.
+    pub async fn from_env_or_local_with(
+        configure: impl FnOnce(LocalConfigBuilder) -> LocalConfigBuilder,
+        token_duration: Option<Duration>,
+    ) -> Result<Self, BoxError> {
         if let Some(config) = DsqlConfig::cluster_from_env()? {
             let signer = SigningProvider::load(&config).await;
             return Ok(Self {
@@ -43,8 +56,11 @@ impl Target {
         if let Ok(upstream) = std::env::var("DSQL_LOCAL_UPSTREAM") {
             builder = builder.upstream(upstream);
         }
-        let local = builder.start().await?;
-        let config = local.client_config("admin")?;
+        let local = configure(builder).start().await?;
+        let mut config = local.client_config("admin")?;
+        if let Some(duration) = token_duration {
+            config = config.to_builder().token_duration(duration).build()?;
+        }
         let signer = SigningProvider::builder(&config)
             .credentials_provider(local.credentials())
             .build();

@@ -1,0 +1,52 @@
+//! A bb8 pool for Amazon Aurora DSQL.
+//!
+//! Pools are where DSQL hurts: a pool started at once ages at once and
+//! reconnects at once, into DSQL's 100-connections-per-second limit; a pool
+//! that checks connections only when they come back hands out connections
+//! the server is about to close; bb8 alone lets a task that returns a
+//! connection overtake tasks already waiting; a fatal connect error waits out
+//! the checkout timeout. [`DsqlPool`] fixes each:
+//!
+//! - connections come from `dsql-tower`'s connect stack (a token per
+//!   connect, verified TLS, classified connect retries), spaced by a connect
+//!   rate limit shared per endpoint ([`ConnectRateLimit`]);
+//! - each connection has its own jittered deadline (default 55 minutes less
+//!   up to 5) and is checked locally at checkout (closed, expired, broken),
+//!   without a round trip ([`CheckOnCheckout`]);
+//! - checkouts queue fairly (FIFO);
+//! - fatal connect errors come back at once, typed;
+//! - [`DsqlPool::transaction`] replays a whole transaction on conflicts, and
+//!   [`DsqlPool::service`] is the pool as a `tower::Service<Operation<T>>`.
+//!
+//! ```no_run
+//! use dsql_auth::{CachingProvider, DsqlConfig, SharedTokenProvider, SigningProvider};
+//! use dsql_bb8::DsqlPool;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let config = DsqlConfig::from_env()?;
+//! let tokens = SharedTokenProvider::new(CachingProvider::new(SigningProvider::load(&config).await));
+//! let pool = DsqlPool::builder(&config).max_size(16).build(tokens)?;
+//!
+//! pool.transaction(|tx| Box::pin(async move {
+//!     tx.execute("UPDATE counters SET hits = hits + 1 WHERE id = 1", &[]).await
+//! }))
+//! .await?;
+//!
+//! let connection = pool.get().await?; // a plain checkout, when you need one
+//! connection.simple_query("SELECT 1").await?;
+//! drop(connection);
+//! pool.close().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod manager;
+mod pool;
+mod rate;
+mod service;
+
+pub use manager::{CheckOnCheckout, DsqlConnection, DsqlConnectionManager, PoolClosed};
+pub use pool::{DsqlPool, DsqlPoolBuilder, PoolConfigError, PoolState, PooledConnection, defaults};
+pub use rate::{ConnectRateLimit, DSQL_CONNECTION_RATE};
+pub use service::{PoolFuture, PoolService};
