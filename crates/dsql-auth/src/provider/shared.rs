@@ -5,7 +5,25 @@ use super::{BoxFuture, TokenProvider};
 use crate::{AuthToken, TokenError};
 
 /// The object-safe form of [`TokenProvider`], implemented for every
-/// provider. Use it through [`SharedTokenProvider`].
+/// provider. Use it through [`SharedTokenProvider`], or directly as a trait
+/// object:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, SystemTime};
+/// use dsql_auth::provider::DynTokenProvider;
+/// use dsql_auth::{AuthToken, StaticProvider};
+///
+/// let now = SystemTime::now();
+/// let providers: Vec<Arc<dyn DynTokenProvider>> = vec![
+///     Arc::new(StaticProvider::new(AuthToken::new("a", now, now + Duration::from_secs(60)))),
+///     Arc::new(StaticProvider::new(AuthToken::new("b", now, now + Duration::from_secs(60)))),
+/// ];
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let token = providers[1].token_boxed().await.unwrap();
+/// assert_eq!(token.expose_secret(), "b");
+/// # });
+/// ```
 pub trait DynTokenProvider: Send + Sync {
     /// See [`TokenProvider::token`].
     fn token_boxed(&self) -> BoxFuture<'_, Result<AuthToken, TokenError>>;

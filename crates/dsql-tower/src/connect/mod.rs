@@ -324,6 +324,27 @@ where
 /// `Service<tokio_postgres::Config>` returning a [`PgConnection`], such as
 /// [`ConnectStack`] or your own stack around [`Connector`]. Implemented for
 /// every such service.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use dsql_auth::{DsqlConfig, SharedTokenProvider};
+/// use dsql_tower::connect::{self, ConnectService};
+/// use tower::ServiceBuilder;
+///
+/// /// The standard stack with a layer of your own is still a connect service.
+/// fn with_deadline(connect: impl ConnectService) -> impl ConnectService {
+///     ServiceBuilder::new().timeout(Duration::from_secs(3)).service(connect)
+/// }
+///
+/// # fn example(config: DsqlConfig, tokens: SharedTokenProvider) -> Result<(), dsql_tower::ConnectError> {
+/// let session = dsql_tower::Session::new(
+///     with_deadline(connect::stack(&config, tokens)?),
+///     connect::pg_config(&config),
+/// );
+/// # let _ = session;
+/// # Ok(())
+/// # }
+/// ```
 pub trait ConnectService:
     Service<tokio_postgres::Config, Response = PgConnection, Error: Into<crate::BoxError>, Future: Send>
     + Clone

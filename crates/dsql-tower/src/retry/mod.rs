@@ -25,6 +25,32 @@ use crate::error::{Error, Phase};
 use crate::operation::Operation;
 
 /// A request that a retry can send again.
+///
+/// Implemented for [`Operation`] (replayable; idempotent when marked) and
+/// for `tokio_postgres::Config` (connecting is always safe to repeat).
+/// Implement it to put [`RetryPolicy`] in front of your own requests:
+///
+/// ```
+/// use dsql_tower::retry::Replay;
+///
+/// #[derive(Clone)]
+/// struct Lookup {
+///     key: String,
+/// }
+///
+/// impl Replay for Lookup {
+///     fn replay(&self) -> Option<Self> {
+///         Some(self.clone())
+///     }
+///
+///     fn is_idempotent(&self) -> bool {
+///         true // a read
+///     }
+/// }
+///
+/// let lookup = Lookup { key: "k".into() };
+/// assert!(lookup.replay().is_some() && lookup.is_idempotent());
+/// ```
 pub trait Replay: Sized {
     /// A copy to send again, or `None` if it cannot be replayed.
     fn replay(&self) -> Option<Self>;
