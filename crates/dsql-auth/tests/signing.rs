@@ -49,6 +49,12 @@ async fn known_answer_vectors_reproduce_byte_for_byte() {
     assert_eq!(token.expose_secret(), VECTOR_DB_CONNECT);
     assert_eq!(token.issued_at(), at(SIGNED_AT));
     assert_eq!(token.expires_at(), at(SIGNED_AT + 450));
+    // The validity the provider reports is the one signed into the token.
+    let claims = TokenClaims::parse(token.expose_secret()).unwrap();
+    assert_eq!(
+        (claims.issued_at, claims.expires_at()),
+        (token.issued_at(), token.expires_at())
+    );
 
     let admin = provider(&vector_config("admin", 450), credentials, at(SIGNED_AT));
     let token = admin.token().await.unwrap();
@@ -59,6 +65,22 @@ async fn known_answer_vectors_reproduce_byte_for_byte() {
             ADMIN_SIGNATURE,
         );
     assert_eq!(token.expose_secret(), expected_admin);
+}
+
+#[tokio::test]
+async fn the_reported_expiry_is_never_later_than_the_signed_one() {
+    // With the system clock and sub-second times, the reported validity
+    // matches the token's own X-Amz-Date + X-Amz-Expires, or is earlier.
+    let config = vector_config("admin", 900);
+    let signer = SigningProvider::builder(&config)
+        .credentials_provider(Credentials::new("akid", "secret", None, None, "test"))
+        .build();
+    for _ in 0..50 {
+        let token = signer.token().await.unwrap();
+        let claims = TokenClaims::parse(token.expose_secret()).unwrap();
+        assert!(token.expires_at() <= claims.expires_at());
+        assert!(claims.expires_at().duration_since(token.expires_at()).unwrap() <= Duration::from_secs(1));
+    }
 }
 
 #[tokio::test]

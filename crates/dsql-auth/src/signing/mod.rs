@@ -142,7 +142,12 @@ impl SigningProvider {
         let signed = untraced(signing)
             .ok_or_else(|| TokenError::signing("the token generator did not complete at once".into()))?
             .map_err(TokenError::signing)?;
-        AuthToken::from_presigned(signed.as_str()).map_err(|e| TokenError::signing(Box::new(e)))
+        // X-Amz-Date is the generator's reading of the same clock, in whole
+        // seconds, taken after `now`: flooring `now` gives the same second or
+        // an earlier one, so the expiry computed here is never later than the
+        // one signed, and no parsing of the token is needed.
+        let issued_at = floor_to_second(now);
+        Ok(AuthToken::new(signed.as_str(), issued_at, issued_at + expires_in))
     }
 }
 
@@ -240,6 +245,13 @@ impl fmt::Debug for SigningProviderBuilder {
     }
 }
 
+fn floor_to_second(at: SystemTime) -> SystemTime {
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs()),
+        Err(_) => at,
+    }
+}
+
 /// Runs the SDK's token generator with tracing switched off on this thread.
 ///
 /// aws-sigv4 traces the canonical request at TRACE level, query string
@@ -247,8 +259,8 @@ impl fmt::Debug for SigningProviderBuilder {
 /// generator is given resolved credentials, so it completes on its first
 /// poll (HMACs only); `None` if it ever did not.
 fn untraced<F: Future>(future: F) -> Option<F::Output> {
-    let silent = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    tracing::dispatcher::with_default(&silent, || {
+    // `Dispatch::none` is a static no-op subscriber: nothing is allocated.
+    tracing::dispatcher::with_default(&tracing::Dispatch::none(), || {
         let mut future = std::pin::pin!(future);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match future.as_mut().poll(&mut cx) {
