@@ -78,5 +78,35 @@ fn overhead(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, overhead);
+/// The layers alone: retry policy and classification over a service that
+/// answers at once, against calling that service directly.
+fn layers(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let noop = tower::service_fn(|_op: Operation<i32>| async { Ok::<i32, dsql_tower::Error>(1) });
+    let stacked = ServiceBuilder::new()
+        .layer(RetryPolicy::for_operations().layer())
+        .layer(ClassifyLayer::new())
+        .service(noop);
+    let op = select_one();
+
+    let mut group = c.benchmark_group("layers_over_a_noop_service");
+    group.bench_function("noop_service", |b| {
+        b.to_async(&runtime).iter(|| {
+            let (mut bare, op) = (noop, op.clone());
+            async move { bare.run(op).await.unwrap() }
+        })
+    });
+    group.bench_function("retry_and_classify_layers", |b| {
+        b.to_async(&runtime).iter(|| {
+            let (mut stacked, op) = (stacked.clone(), op.clone());
+            async move { stacked.run(op).await.unwrap() }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, overhead, layers);
 criterion_main!(benches);

@@ -1,0 +1,121 @@
+//! Load loops and latency statistics.
+
+use std::time::{Duration, Instant};
+
+use crate::clients::Client;
+
+/// How long to run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+}
+
+/// One run's results.
+#[derive(Clone, Debug)]
+pub(crate) struct Sample {
+    pub(crate) ops: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed: Duration,
+    /// Per-operation latencies in microseconds, sorted.
+    pub(crate) latencies: Vec<u32>,
+    pub(crate) first_error: Option<String>,
+}
+
+impl Sample {
+    pub(crate) fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The `q` quantile (0..=1) in milliseconds.
+    pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        f64::from(self.latencies[index]) / 1000.0
+    }
+
+    pub(crate) fn max_ms(&self) -> f64 {
+        self.latencies
+            .last()
+            .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
+    }
+
+    pub(crate) fn summary(&self) -> String {
+        format!(
+            "{:>8.0} ops/s  p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.1} ms  errors {}",
+            self.ops_per_sec(),
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.99),
+            self.quantile_ms(0.999),
+            self.max_ms(),
+            self.errors
+        )
+    }
+}
+
+/// `tasks` tasks loop checkout → query → return; latencies count from the
+/// end of the warm-up.
+pub(crate) async fn run(client: &Client, tasks: usize, plan: Plan) -> Sample {
+    let start = Instant::now() + Duration::from_millis(50);
+    let measured_from = start + plan.warmup;
+    let end = measured_from + plan.duration;
+    let workers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(start.into()).await;
+                let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0_u64, None);
+                loop {
+                    let began = Instant::now();
+                    if began >= end {
+                        break;
+                    }
+                    let result = client.select_one().await;
+                    if began >= measured_from {
+                        match result {
+                            Ok(()) => {
+                                let micros = began.elapsed().as_micros().min(u128::from(u32::MAX));
+                                latencies.push(micros as u32);
+                            }
+                            Err(error) => {
+                                errors += 1;
+                                first_error.get_or_insert(error);
+                            }
+                        }
+                    }
+                }
+                (latencies, errors, first_error)
+            })
+        })
+        .collect();
+    let mut sample = Sample {
+        ops: 0,
+        errors: 0,
+        elapsed: plan.duration,
+        latencies: Vec::new(),
+        first_error: None,
+    };
+    for worker in workers {
+        if let Ok((latencies, errors, first_error)) = worker.await {
+            sample.latencies.extend(latencies);
+            sample.errors += errors;
+            if sample.first_error.is_none() {
+                sample.first_error = first_error;
+            }
+        } else {
+            sample.errors += 1;
+        }
+    }
+    sample.ops = sample.latencies.len() as u64;
+    sample.latencies.sort_unstable();
+    sample
+}
+
+/// The run with the median throughput.
+pub(crate) fn median(mut samples: Vec<Sample>) -> Sample {
+    samples.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
+    let middle = samples.len() / 2;
+    samples.swap_remove(middle)
+}

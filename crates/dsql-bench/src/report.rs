@@ -1,0 +1,89 @@
+//! Markdown and JSON reports.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::measure::Sample;
+
+/// One client at one concurrency.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) client: &'static str,
+    pub(crate) tasks: usize,
+    pub(crate) pool_size: u32,
+    pub(crate) sample: Sample,
+}
+
+/// A table per concurrency, throughput as a ratio to `baseline` measured in
+/// the same run.
+pub(crate) fn markdown(rows: &[Row], baseline: &str) -> String {
+    let mut by_tasks: BTreeMap<usize, Vec<&Row>> = BTreeMap::new();
+    for row in rows {
+        by_tasks.entry(row.tasks).or_default().push(row);
+    }
+    let mut out = String::new();
+    for (tasks, rows) in by_tasks {
+        let base = rows
+            .iter()
+            .find(|r| r.client == baseline)
+            .map(|r| r.sample.ops_per_sec());
+        let pool_size = rows.first().map_or(0, |r| r.pool_size);
+        let _ = writeln!(out, "\n### {tasks} tasks on {pool_size} connections\n");
+        let _ = writeln!(
+            out,
+            "| client | ops/s | × {baseline} | p50 ms | p99 ms | p99.9 ms | max ms | errors |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for row in rows {
+            let s = &row.sample;
+            let ratio = base.map_or(String::from("—"), |b| format!("{:.2}", s.ops_per_sec() / b));
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {ratio} | {:.3} | {:.3} | {:.3} | {:.1} | {} |",
+                row.client,
+                s.ops_per_sec(),
+                s.quantile_ms(0.5),
+                s.quantile_ms(0.99),
+                s.quantile_ms(0.999),
+                s.max_ms(),
+                s.errors
+            );
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    client: &'a str,
+    tasks: usize,
+    pool_size: u32,
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+    errors: u64,
+    first_error: Option<&'a str>,
+}
+
+pub(crate) fn json(rows: &[Row]) -> Result<String, serde_json::Error> {
+    let rows: Vec<JsonRow<'_>> = rows
+        .iter()
+        .map(|r| JsonRow {
+            client: r.client,
+            tasks: r.tasks,
+            pool_size: r.pool_size,
+            ops_per_sec: r.sample.ops_per_sec(),
+            p50_ms: r.sample.quantile_ms(0.5),
+            p99_ms: r.sample.quantile_ms(0.99),
+            p999_ms: r.sample.quantile_ms(0.999),
+            max_ms: r.sample.max_ms(),
+            errors: r.sample.errors,
+            first_error: r.sample.first_error.as_deref(),
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows)
+}
