@@ -145,3 +145,67 @@ pub(crate) fn classify<C: Classify + ?Sized>(classifier: &C, error: BoxError) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use tower::{Layer, Service, ServiceExt};
+    use tower_test::mock;
+
+    use super::*;
+    use crate::classify::ErrorClass;
+
+    #[tokio::test]
+    async fn call_errors_are_classified_and_responses_pass_through() {
+        let (mock, mut handle) = mock::pair::<&'static str, u32>();
+        let mut service = ClassifyLayer::new().layer(mock);
+
+        handle.allow(2);
+        let ok = service.ready().await.unwrap().call("a");
+        let serve = async {
+            let (request, respond) = handle.next_request().await.unwrap();
+            assert_eq!(request, "a");
+            respond.send_response(7);
+        };
+        let (ok, ()) = tokio::join!(ok, serve);
+        assert_eq!(ok.unwrap(), 7);
+
+        let failed = service.ready().await.unwrap().call("b");
+        let serve = async {
+            let (_, respond) = handle.next_request().await.unwrap();
+            respond.send_error(io::Error::from(io::ErrorKind::ConnectionReset));
+        };
+        let (failed, ()) = tokio::join!(failed, serve);
+        let error = failed.unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Reconnect);
+        assert_eq!(error.phase(), Phase::Unknown);
+        assert!(error.find::<io::Error>().is_some());
+    }
+
+    #[tokio::test]
+    async fn readiness_errors_are_classified_too() {
+        let (mock, mut handle) = mock::pair::<(), ()>();
+        let mut service = ClassifyLayer::new().layer(mock);
+        handle.send_error(io::Error::from(io::ErrorKind::InvalidInput));
+        let error = service.ready().await.unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Fatal);
+    }
+
+    #[tokio::test]
+    async fn a_custom_classifier_has_the_last_word_and_phases_are_kept() {
+        let (mock, mut handle) = mock::pair::<(), ()>();
+        let always_conflict = |_: &(dyn std::error::Error + 'static)| ErrorClass::Conflict;
+        let mut service = ClassifyLayer::with_classifier(always_conflict).layer(mock);
+        handle.allow(1);
+        let call = service.ready().await.unwrap().call(());
+        let serve = async {
+            let (_, respond) = handle.next_request().await.unwrap();
+            respond.send_error(Error::new(ErrorClass::Fatal, Phase::Commit, "inner"));
+        };
+        let (result, ()) = tokio::join!(call, serve);
+        let error = result.unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Conflict);
+        assert_eq!(error.phase(), Phase::Commit, "the inner error's phase is kept");
+    }
+}
