@@ -140,7 +140,7 @@ pub(crate) struct Events {
     pub(crate) retired_broken: AtomicU64,
     pub(crate) closed: AtomicBool,
     /// The last connect error, and a signal each time a fatal one happens.
-    pub(crate) last_error: Mutex<Option<Arc<Error>>>,
+    pub(crate) last_error: Mutex<Option<Error>>,
     pub(crate) fatal: watch::Sender<u64>,
     pub(crate) tasks: Arc<Tasks>,
 }
@@ -173,7 +173,7 @@ impl Events {
         tracing::debug!(reason = ?why, "connection retired from the pool");
     }
 
-    pub(crate) fn last_error(&self) -> Option<Arc<Error>> {
+    pub(crate) fn last_error(&self) -> Option<Error> {
         self.last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -248,20 +248,18 @@ impl<M> DsqlConnectionManager<M> {
         error
     }
 
-    /// Keeps the error as the pool's last one (signalling waiters when it is
-    /// fatal) and hands bb8 a copy of it.
+    /// Keeps the error as the pool's last one, signalling waiters when it is
+    /// fatal.
     fn record_failure(&self, error: Error) -> Error {
-        let (class, phase) = (error.class(), error.phase());
-        let shared = Arc::new(error);
         *self
             .events
             .last_error
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&shared));
-        if class == ErrorClass::Fatal {
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+        if error.class() == ErrorClass::Fatal {
             self.events.fatal.send_modify(|n| *n += 1);
         }
-        Error::new(class, phase, SharedError(shared))
+        error
     }
 }
 
@@ -280,22 +278,6 @@ impl<M> fmt::Debug for DsqlConnectionManager<M> {
 #[derive(Debug, thiserror::Error)]
 #[error("the DSQL pool is closed")]
 pub struct PoolClosed;
-
-/// A connect error also kept as the pool's last error.
-#[derive(Debug)]
-struct SharedError(Arc<Error>);
-
-impl fmt::Display for SharedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
-    }
-}
-
-impl std::error::Error for SharedError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&*self.0)
-    }
-}
 
 impl<M: ConnectService> bb8::ManageConnection for DsqlConnectionManager<M> {
     type Connection = DsqlConnection;

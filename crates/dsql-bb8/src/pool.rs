@@ -177,32 +177,24 @@ where
                 Err(bb8::RunError::User(error)) => Err(error),
                 Err(bb8::RunError::TimedOut) => Err(self.timed_out()),
             },
-            Ok(()) = fatal.changed() => Err(self
-                .shared
-                .events
-                .last_error()
-                .map_or_else(|| self.timed_out(), |error| (*error).clone())),
+            Ok(()) = fatal.changed() => Err(self.shared.events.last_error().unwrap_or_else(|| self.timed_out())),
         }
     }
 
     fn timed_out(&self) -> Error {
-        let timeout = self.inner.state();
-        let message = match self.shared.events.last_error() {
-            Some(last) => format!(
-                "timed out waiting for a connection ({} open, {} idle); last connect error: {last}",
-                timeout.connections, timeout.idle_connections
+        let state = self.inner.state();
+        let waited = format!(
+            "timed out waiting for a connection ({} open, {} idle)",
+            state.connections, state.idle_connections
+        );
+        match self.shared.events.last_error() {
+            Some(last) => Error::new(
+                last.class(),
+                Phase::Connect,
+                format!("{waited}; last connect error: {last}"),
             ),
-            None => format!(
-                "timed out waiting for a connection ({} open, {} idle)",
-                timeout.connections, timeout.idle_connections
-            ),
-        };
-        let class = self
-            .shared
-            .events
-            .last_error()
-            .map_or(ErrorClass::Throttled, |last| last.class());
-        Error::new(class, Phase::Connect, message)
+            None => Error::new(ErrorClass::Throttled, Phase::Connect, waited),
+        }
     }
 
     /// Runs `operation` on a pooled connection, replaying it by error class
