@@ -216,10 +216,38 @@ struct ClientSide<'a> {
     conflict_at_sync: bool,
     /// What to do with the reply to the next `Sync`.
     sync_action: Option<Pending>,
-    unnamed_statement_commits: bool,
-    commit_statements: HashSet<Vec<u8>>,
-    unnamed_portal_commits: bool,
-    commit_portals: HashSet<Vec<u8>>,
+    /// Prepared statements whose SQL is a `COMMIT`.
+    commit_statements: CommitNames,
+    /// Portals bound to such a statement.
+    commit_portals: CommitNames,
+}
+
+/// Which names (of prepared statements or portals) stand for a `COMMIT`;
+/// the unnamed one (`""`) is a flag, since it is replaced at every use.
+#[derive(Default)]
+struct CommitNames {
+    unnamed: bool,
+    named: HashSet<Vec<u8>>,
+}
+
+impl CommitNames {
+    fn set(&mut self, name: &[u8], commit: bool) {
+        if name.is_empty() {
+            self.unnamed = commit;
+        } else if commit {
+            self.named.insert(name.to_vec());
+        } else if !self.named.is_empty() {
+            self.named.remove(name);
+        }
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        if name.is_empty() {
+            self.unnamed
+        } else {
+            self.named.contains(name)
+        }
+    }
 }
 
 enum Flow {
@@ -238,10 +266,8 @@ impl<'a> ClientSide<'a> {
             discard_until_sync: false,
             conflict_at_sync: false,
             sync_action: None,
-            unnamed_statement_commits: false,
-            commit_statements: HashSet::new(),
-            unnamed_portal_commits: false,
-            commit_portals: HashSet::new(),
+            commit_statements: CommitNames::default(),
+            commit_portals: CommitNames::default(),
         }
     }
 
@@ -502,13 +528,7 @@ impl<'a> ClientSide<'a> {
             return;
         };
         let commit = protocol::cstr(rest).is_some_and(|(sql, _)| is_commit(sql));
-        if name.is_empty() {
-            self.unnamed_statement_commits = commit;
-        } else if commit {
-            self.commit_statements.insert(name.to_vec());
-        } else if !self.commit_statements.is_empty() {
-            self.commit_statements.remove(name);
-        }
+        self.commit_statements.set(name, commit);
     }
 
     fn track_bind(&mut self, frame: &Frame) {
@@ -519,18 +539,8 @@ impl<'a> ClientSide<'a> {
         let Some((statement, _)) = protocol::cstr(rest) else {
             return;
         };
-        let commit = if statement.is_empty() {
-            self.unnamed_statement_commits
-        } else {
-            self.commit_statements.contains(statement)
-        };
-        if portal.is_empty() {
-            self.unnamed_portal_commits = commit;
-        } else if commit {
-            self.commit_portals.insert(portal.to_vec());
-        } else if !self.commit_portals.is_empty() {
-            self.commit_portals.remove(portal);
-        }
+        let commit = self.commit_statements.contains(statement);
+        self.commit_portals.set(portal, commit);
     }
 
     fn track_close(&mut self, frame: &Frame) {
@@ -541,26 +551,16 @@ impl<'a> ClientSide<'a> {
         let Some((name, _)) = protocol::cstr(rest) else {
             return;
         };
-        match (kind, name.is_empty()) {
-            (b'S', true) => self.unnamed_statement_commits = false,
-            (b'S', false) => {
-                self.commit_statements.remove(name);
-            }
-            (b'P', true) => self.unnamed_portal_commits = false,
-            (b'P', false) => {
-                self.commit_portals.remove(name);
-            }
+        match kind {
+            b'S' => self.commit_statements.set(name, false),
+            b'P' => self.commit_portals.set(name, false),
             _ => {}
         }
     }
 
     fn executes_commit(&self, frame: &Frame) -> bool {
         let body = self.reader.body(frame);
-        match protocol::cstr(body) {
-            Some((b"", _)) => self.unnamed_portal_commits,
-            Some((portal, _)) => self.commit_portals.contains(portal),
-            None => false,
-        }
+        protocol::cstr(body).is_some_and(|(portal, _)| self.commit_portals.contains(portal))
     }
 }
 
