@@ -1,25 +1,31 @@
 //! `dsql-bench`: the pools users pick today against `dsql-bb8`, every client
 //! through a `dsql-local` front end (TLS, IAM tokens) running in its own
-//! process, in the same run.
+//! process, in the same run; and the chaos soak.
 //!
 //! ```text
-//! cargo run --release -p dsql-bench -- pools                 # 8, 32, 128 tasks on 16 connections
+//! cargo run --release -p dsql-bench -- pools                  # every scenario, 1/8/32/128 tasks
 //! cargo run --release -p dsql-bench -- pools --runs 3 --json results.json
-//! cargo run --release -p dsql-bench -- pools --quick         # a short smoke run
+//! cargo run --release -p dsql-bench -- pools --quick          # under two minutes
+//! cargo run --release -p dsql-bench -- soak --minutes 5       # faults under load, then invariants
 //! ```
 #![forbid(unsafe_code)]
 
 mod clients;
 mod measure;
 mod report;
+mod scenario;
 mod server;
+mod soak;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Benchmarks of dsql-rs against bb8-postgres and deadpool-postgres.
+use crate::scenario::{Scenario, Timing};
+
+/// Benchmarks of dsql-rs against bb8-postgres, deadpool-postgres and the
+/// official sqlx connector, and a chaos soak.
 #[derive(Debug, Parser)]
 #[command(name = "dsql-bench", version, about)]
 struct Cli {
@@ -29,8 +35,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Checkout → `SELECT 1` → return, at several concurrencies, per client.
+    /// Every client through every scenario at several concurrencies.
     Pools(PoolsArgs),
+    /// Faults under load for a while, then checks in PostgreSQL that
+    /// nothing was lost or applied twice.
+    Soak(soak::SoakArgs),
     /// Runs a dsql-local front end and prints how to reach it (used by the
     /// other commands, which start it in a child process).
     #[command(hide = true)]
@@ -39,22 +48,34 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct PoolsArgs {
-    /// Concurrent tasks, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "8,32,128")]
+    /// Scenarios, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Concurrent tasks, comma-separated (default: 1,8,32,128; 32 with --quick).
+    #[arg(long, value_delimiter = ',')]
     tasks: Vec<usize>,
     /// Connections per pool.
     #[arg(long, default_value_t = 16)]
     pool_size: u32,
-    /// Measured seconds per run.
+    /// Measured seconds per steady or write run (recycle and fault runs last
+    /// long enough for their faults to strike).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Warm-up seconds per run, not measured.
     #[arg(long, default_value_t = 0.5)]
     warmup: f64,
-    /// Runs per client and concurrency; the median run (by throughput) is reported.
+    /// Session lifetime in the recycle storm, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    session_lifetime: f64,
+    /// Period of the fault scenario's drops, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    drop_every: f64,
+    /// Runs per client, scenario and concurrency; the median run (by
+    /// throughput) is reported.
     #[arg(long, default_value_t = 1)]
     runs: usize,
-    /// One second per run, one run: a smoke test of the whole harness.
+    /// Short runs at 32 tasks, lifetimes and drops scaled down: the whole
+    /// harness in under two minutes.
     #[arg(long)]
     quick: bool,
     /// Also write the results as JSON to this file.
@@ -66,6 +87,24 @@ struct PoolsArgs {
 }
 
 fn main() -> ExitCode {
+    // The official connector loads aws-config's default chain, whose region
+    // lookup would ask the EC2 metadata service: the benchmark never leaves
+    // loopback, so it runs itself again with that lookup off.
+    if std::env::var_os("AWS_EC2_METADATA_DISABLED").is_none() {
+        return match std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .status()
+        }) {
+            Ok(status) if status.success() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("dsql-bench: cannot run itself: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -77,6 +116,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Pools(args) => pools(args).await,
+            Command::Soak(args) => soak::run(args).await,
             Command::ServeLocal(args) => server::serve(args).await,
         }
     });
@@ -92,43 +132,82 @@ fn main() -> ExitCode {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn pools(args: PoolsArgs) -> Result<(), BoxError> {
-    let (seconds, warmup, runs) = if args.quick {
-        (1.0, 0.2, 1)
+    let timing = if args.quick {
+        Timing {
+            steady: Duration::from_secs(1),
+            warmup: Duration::from_millis(200),
+            session_lifetime: Duration::from_secs(2),
+            drop_every: Duration::from_secs(1),
+        }
     } else {
-        (args.seconds, args.warmup, args.runs.max(1))
+        Timing {
+            steady: Duration::from_secs_f64(args.seconds),
+            warmup: Duration::from_secs_f64(args.warmup),
+            session_lifetime: Duration::from_secs_f64(args.session_lifetime),
+            drop_every: Duration::from_secs_f64(args.drop_every),
+        }
     };
-    let plan = measure::Plan {
-        duration: Duration::from_secs_f64(seconds),
-        warmup: Duration::from_secs_f64(warmup),
+    let runs = if args.quick { 1 } else { args.runs.max(1) };
+    let scenarios = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios.clone()
     };
-    let local = server::LocalProcess::spawn(&args.upstream).await?;
-    eprintln!(
-        "dsql-local (pid {}) at {} over {}",
-        local.pid(),
-        local.addr(),
-        args.upstream
-    );
+    let tasks = match (&args.tasks[..], args.quick) {
+        ([], true) => vec![32],
+        ([], false) => vec![1, 8, 32, 128],
+        (tasks, _) => tasks.to_vec(),
+    };
+    scenario::prepare(&args.upstream).await?;
 
     let mut results = Vec::new();
-    for kind in clients::ClientKind::ALL {
-        let client = clients::Client::connect(kind, &local, args.pool_size).await?;
-        for &tasks in &args.tasks {
-            let mut samples = Vec::new();
-            for _ in 0..runs {
-                samples.push(measure::run(&client, tasks, plan).await);
+    for scenario in scenarios {
+        let local = server::LocalProcess::spawn(&args.upstream, scenario.server_faults(&timing)).await?;
+        eprintln!(
+            "{scenario}: dsql-local (pid {}) at {} over {}",
+            local.pid(),
+            local.addr(),
+            args.upstream
+        );
+        let plan = measure::Plan {
+            duration: scenario.duration(&timing),
+            warmup: timing.warmup,
+        };
+        let setup = clients::Setup {
+            local: &local,
+            upstream: &args.upstream,
+            pool_size: args.pool_size,
+            scenario,
+            timing,
+        };
+        for kind in clients::ClientKind::ALL
+            .into_iter()
+            .filter(|kind| kind.runs(scenario))
+        {
+            for &tasks in &tasks {
+                let mut samples = Vec::new();
+                for _ in 0..runs {
+                    // A fresh pool per run: its sessions open together, and
+                    // no run inherits another's state.
+                    let client = clients::Client::connect(kind, &setup)
+                        .await
+                        .map_err(|e| format!("{}: {e}", kind.name()))?;
+                    samples.push(measure::run(&client, scenario, tasks, plan).await);
+                    client.close().await;
+                }
+                let sample = measure::median(samples);
+                eprintln!("  {:<40} {tasks:>4} tasks: {}", kind.name(), sample.summary());
+                results.push(report::Row {
+                    scenario,
+                    client: kind.name(),
+                    tasks,
+                    pool_size: args.pool_size,
+                    sample,
+                });
             }
-            let sample = measure::median(samples);
-            eprintln!("{:<28} {tasks:>4} tasks: {}", kind.name(), sample.summary());
-            results.push(report::Row {
-                client: kind.name(),
-                tasks,
-                pool_size: args.pool_size,
-                sample,
-            });
         }
-        client.close().await;
+        local.stop().await;
     }
-    local.stop().await;
 
     print!("{}", report::markdown(&results, "bb8-postgres"));
     if let Some(path) = args.json {

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::clients::Client;
+use crate::scenario::Scenario;
 
 /// How long to run.
 #[derive(Clone, Copy, Debug)]
@@ -55,15 +56,16 @@ impl Sample {
     }
 }
 
-/// `tasks` tasks loop checkout → query → return; latencies count from the
-/// end of the warm-up.
-pub(crate) async fn run(client: &Client, tasks: usize, plan: Plan) -> Sample {
+/// `tasks` tasks loop checkout → statement → return; latencies count from
+/// the end of the warm-up. Each task draws its keys from its own sequence.
+pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan: Plan) -> Sample {
     let start = Instant::now() + Duration::from_millis(50);
     let measured_from = start + plan.warmup;
     let end = measured_from + plan.duration;
     let workers: Vec<_> = (0..tasks)
-        .map(|_| {
+        .map(|task| {
             let client = client.clone();
+            let mut keys = Keys::new(task as u64);
             tokio::spawn(async move {
                 tokio::time::sleep_until(start.into()).await;
                 let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0_u64, None);
@@ -72,7 +74,8 @@ pub(crate) async fn run(client: &Client, tasks: usize, plan: Plan) -> Sample {
                     if began >= end {
                         break;
                     }
-                    let result = client.select_one().await;
+                    let statement = scenario.statement(keys.next());
+                    let result = client.execute(scenario, &statement).await;
                     if began >= measured_from {
                         match result {
                             Ok(()) => {
@@ -118,4 +121,20 @@ pub(crate) fn median(mut samples: Vec<Sample>) -> Sample {
     samples.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
     let middle = samples.len() / 2;
     samples.swap_remove(middle)
+}
+
+/// A xorshift sequence: cheap, deterministic per task, no dependency.
+struct Keys(u64);
+
+impl Keys {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> i64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 1) as i64
+    }
 }

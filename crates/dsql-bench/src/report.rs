@@ -6,31 +6,37 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::measure::Sample;
+use crate::scenario::Scenario;
 
-/// One client at one concurrency.
+/// One client at one concurrency in one scenario.
 #[derive(Debug)]
 pub(crate) struct Row {
+    pub(crate) scenario: Scenario,
     pub(crate) client: &'static str,
     pub(crate) tasks: usize,
     pub(crate) pool_size: u32,
     pub(crate) sample: Sample,
 }
 
-/// A table per concurrency, throughput as a ratio to `baseline` measured in
-/// the same run.
+/// A table per scenario and concurrency, throughput as a ratio to
+/// `baseline` measured in the same run, then the first error of each client
+/// that surfaced any.
 pub(crate) fn markdown(rows: &[Row], baseline: &str) -> String {
-    let mut by_tasks: BTreeMap<usize, Vec<&Row>> = BTreeMap::new();
+    let mut by_tasks: BTreeMap<(Scenario, usize), Vec<&Row>> = BTreeMap::new();
     for row in rows {
-        by_tasks.entry(row.tasks).or_default().push(row);
+        by_tasks.entry((row.scenario, row.tasks)).or_default().push(row);
     }
     let mut out = String::new();
-    for (tasks, rows) in by_tasks {
+    for ((scenario, tasks), rows) in by_tasks {
         let base = rows
             .iter()
             .find(|r| r.client == baseline)
             .map(|r| r.sample.ops_per_sec());
         let pool_size = rows.first().map_or(0, |r| r.pool_size);
-        let _ = writeln!(out, "\n### {tasks} tasks on {pool_size} connections\n");
+        let _ = writeln!(
+            out,
+            "\n### {scenario}, {tasks} tasks on {pool_size} connections\n"
+        );
         let _ = writeln!(
             out,
             "| client | ops/s | × {baseline} | p50 ms | p99 ms | p99.9 ms | max ms | errors |"
@@ -52,11 +58,34 @@ pub(crate) fn markdown(rows: &[Row], baseline: &str) -> String {
             );
         }
     }
+    let errors: Vec<_> = rows.iter().filter(|r| r.sample.errors > 0).collect();
+    if !errors.is_empty() {
+        let _ = writeln!(out, "\n### First error surfaced\n");
+        let _ = writeln!(out, "| scenario | client | tasks | errors | first error |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for row in errors {
+            let first: String = row
+                .sample
+                .first_error
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(120)
+                .map(|c| if c == '|' || c == '\n' { ' ' } else { c })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {first} |",
+                row.scenario, row.client, row.tasks, row.sample.errors
+            );
+        }
+    }
     out
 }
 
 #[derive(Serialize)]
 struct JsonRow<'a> {
+    scenario: Scenario,
     client: &'a str,
     tasks: usize,
     pool_size: u32,
@@ -73,6 +102,7 @@ pub(crate) fn json(rows: &[Row]) -> Result<String, serde_json::Error> {
     let rows: Vec<JsonRow<'_>> = rows
         .iter()
         .map(|r| JsonRow {
+            scenario: r.scenario,
             client: r.client,
             tasks: r.tasks,
             pool_size: r.pool_size,

@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 
 use clap::Args;
 use dsql_auth::DsqlConfig;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::BoxError;
 
@@ -18,14 +19,44 @@ pub(crate) struct ServeArgs {
     /// Upstream PostgreSQL URL.
     #[arg(long)]
     upstream: String,
+    /// The endpoint's host name (TLS name and token host).
+    #[arg(long, default_value = "localhost")]
+    endpoint_host: String,
+    /// Sessions end after this many milliseconds (DSQL: one hour).
+    #[arg(long)]
+    session_lifetime_ms: Option<u64>,
+    /// Drops every session every this many milliseconds.
+    #[arg(long)]
+    drop_all_every_ms: Option<u64>,
+}
+
+/// How a scenario wants its dsql-local child.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ServerFaults {
+    pub(crate) session_lifetime: Option<Duration>,
+    pub(crate) drop_all_every: Option<Duration>,
 }
 
 /// Runs dsql-local until stdin closes (the parent exits or stops it).
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), BoxError> {
-    let local = dsql_local::DsqlLocal::builder()
+    let mut builder = dsql_local::DsqlLocal::builder()
         .upstream(args.upstream)
-        .start()
-        .await?;
+        .endpoint_host(args.endpoint_host);
+    if let Some(ms) = args.session_lifetime_ms {
+        builder = builder.session_lifetime(Duration::from_millis(ms));
+    }
+    let local = builder.start().await?;
+    if let Some(ms) = args.drop_all_every_ms {
+        let faults = local.faults();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(ms));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                faults.drop_all_sessions();
+            }
+        });
+    }
     let key = local.access_key();
     println!("addr={}", local.addr());
     println!("host={}", local.host());
@@ -34,14 +65,64 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     println!("secret_access_key={}", key.secret_access_key());
     println!("ready");
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(_)) = stdin.next_line().await {}
+    while let Ok(Some(line)) = stdin.next_line().await {
+        println!("{}", control(&local, &line));
+    }
     local.shutdown().await;
     Ok(())
+}
+
+/// Applies one fault command from the parent; answers one line.
+fn control(local: &dsql_local::DsqlLocal, line: &str) -> String {
+    use dsql_local::{CommitDrop, Latency};
+    let faults = local.faults();
+    let mut words = line.split_whitespace();
+    let command = words.next().unwrap_or("");
+    let number = words.next().and_then(|w| w.parse::<f64>().ok());
+    let millis = || Duration::from_secs_f64(number.unwrap_or(0.0).max(0.0) / 1000.0);
+    match command {
+        "drop-all" => return format!("ok {}", faults.drop_all_sessions()),
+        "drop" => {
+            return format!(
+                "ok {}",
+                faults.drop_sessions(number.unwrap_or(0.0).clamp(0.0, 1.0))
+            );
+        }
+        "refuse-auth" => faults.refuse_auth_for(millis()),
+        "latency" if millis().is_zero() => faults.clear_latency(),
+        "latency" => faults.set_latency(Latency::PerQuery(millis())),
+        "conflicts" => faults.inject_commit_conflicts(number.unwrap_or(0.0).clamp(0.0, 1.0)),
+        "drop-before-commit" => faults.drop_at_next_commit(CommitDrop::BeforeForwarding),
+        "drop-after-commit" => faults.drop_at_next_commit(CommitDrop::AfterForwarding),
+        "pause" => faults.pause_accepting(),
+        "resume" => faults.resume_accepting(),
+        "clear" => faults.clear(),
+        "stats" => {
+            let s = local.stats().snapshot();
+            return format!(
+                "stats accepted={} refused={} sessions_opened={} sessions_expired={} \
+                 dropped_by_faults={} conflicts_rewritten={} conflicts_injected={} \
+                 current_sessions={}",
+                s.accepted,
+                s.refused.total(),
+                s.sessions_opened,
+                s.sessions_expired,
+                s.sessions_dropped_by_faults,
+                s.conflicts_rewritten,
+                s.conflicts_injected,
+                s.current_sessions
+            );
+        }
+        _ => return format!("error unknown command {command:?}"),
+    }
+    "ok".to_owned()
 }
 
 /// A dsql-local child process.
 pub(crate) struct LocalProcess {
     child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
     addr: SocketAddr,
     host: String,
     ca: PathBuf,
@@ -50,9 +131,16 @@ pub(crate) struct LocalProcess {
 }
 
 impl LocalProcess {
-    pub(crate) async fn spawn(upstream: &str) -> Result<Self, BoxError> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve-local", "--upstream", upstream])
+    pub(crate) async fn spawn(upstream: &str, faults: ServerFaults) -> Result<Self, BoxError> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(["serve-local", "--upstream", upstream]);
+        if let Some(lifetime) = faults.session_lifetime {
+            command.arg(format!("--session-lifetime-ms={}", lifetime.as_millis()));
+        }
+        if let Some(every) = faults.drop_all_every {
+            command.arg(format!("--drop-all-every-ms={}", every.as_millis()));
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -72,6 +160,8 @@ impl LocalProcess {
             }
         }
         Ok(Self {
+            stdin: child.stdin.take(),
+            stdout: lines,
             child,
             addr: addr.ok_or("the dsql-local child did not start")?,
             host: host.ok_or("no host from the dsql-local child")?,
@@ -87,6 +177,14 @@ impl LocalProcess {
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub(crate) fn ca_path(&self) -> &std::path::Path {
+        &self.ca
     }
 
     /// A client configuration for `user`, with `application_name`.
@@ -111,8 +209,24 @@ impl LocalProcess {
         )
     }
 
+    /// Sends a fault command (see `control`) and returns the child's answer.
+    pub(crate) async fn command(&mut self, command: &str) -> Result<String, BoxError> {
+        let stdin = self.stdin.as_mut().ok_or("the dsql-local child is stopped")?;
+        stdin.write_all(format!("{command}\n").as_bytes()).await?;
+        stdin.flush().await?;
+        let answer = self
+            .stdout
+            .next_line()
+            .await?
+            .ok_or("the dsql-local child exited")?;
+        if answer.starts_with("error") {
+            return Err(answer.into());
+        }
+        Ok(answer)
+    }
+
     pub(crate) async fn stop(mut self) {
-        drop(self.child.stdin.take());
+        drop(self.stdin.take());
         let _ = self.child.wait().await;
     }
 }
