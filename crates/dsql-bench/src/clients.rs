@@ -21,7 +21,7 @@ use crate::scenario::{Scenario, Timing};
 use crate::server::LocalProcess;
 
 /// Which client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ClientKind {
     /// deadpool-postgres straight to PostgreSQL: no dsql-local, no TLS, no
     /// token. What the front end itself costs.

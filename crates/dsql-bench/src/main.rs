@@ -51,6 +51,9 @@ struct PoolsArgs {
     /// Scenarios, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_enum)]
     scenarios: Vec<Scenario>,
+    /// Clients, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    clients: Vec<clients::ClientKind>,
     /// Concurrent tasks, comma-separated (default: 1,8,32,128; 32 with --quick).
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<usize>,
@@ -180,9 +183,10 @@ async fn pools(args: PoolsArgs) -> Result<(), BoxError> {
             scenario,
             timing,
         };
+        let chosen = |kind: &clients::ClientKind| args.clients.is_empty() || args.clients.contains(kind);
         for kind in clients::ClientKind::ALL
             .into_iter()
-            .filter(|kind| kind.runs(scenario))
+            .filter(|kind| kind.runs(scenario) && chosen(kind))
         {
             for &tasks in &tasks {
                 let mut samples = Vec::new();
