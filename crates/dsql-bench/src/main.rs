@@ -184,27 +184,42 @@ async fn pools(args: PoolsArgs) -> Result<(), BoxError> {
             timing,
         };
         let chosen = |kind: &clients::ClientKind| args.clients.is_empty() || args.clients.contains(kind);
-        for kind in clients::ClientKind::ALL
+        let kinds: Vec<_> = clients::ClientKind::ALL
             .into_iter()
             .filter(|kind| kind.runs(scenario) && chosen(kind))
-        {
-            for &tasks in &tasks {
-                let mut samples = Vec::new();
-                for _ in 0..runs {
+            .collect();
+        // Runs are interleaved (every client once, then again), so that a
+        // slow spell of the machine falls on every client alike rather than
+        // on whichever one was running.
+        let tasks_len = tasks.len();
+        let mut samples: Vec<Vec<measure::Sample>> = vec![Vec::new(); kinds.len() * tasks.len()];
+        for run in 0..runs {
+            for (k, &kind) in kinds.iter().enumerate() {
+                for (t, &concurrency) in tasks.iter().enumerate() {
                     // A fresh pool per run: its sessions open together, and
                     // no run inherits another's state.
                     let client = clients::Client::connect(kind, &setup)
                         .await
                         .map_err(|e| format!("{}: {e}", kind.name()))?;
-                    samples.push(measure::run(&client, scenario, tasks, plan).await);
+                    let sample = measure::run(&client, scenario, concurrency, plan).await;
                     client.close().await;
+                    eprintln!(
+                        "  run {}/{runs} {:<40} {concurrency:>4} tasks: {}",
+                        run + 1,
+                        kind.name(),
+                        sample.summary()
+                    );
+                    samples[k * tasks_len + t].push(sample);
                 }
-                let sample = measure::median(samples);
-                eprintln!("  {:<40} {tasks:>4} tasks: {}", kind.name(), sample.summary());
+            }
+        }
+        for (k, &kind) in kinds.iter().enumerate() {
+            for (t, &concurrency) in tasks.iter().enumerate() {
+                let sample = measure::median(std::mem::take(&mut samples[k * tasks_len + t]));
                 results.push(report::Row {
                     scenario,
                     client: kind.name(),
-                    tasks,
+                    tasks: concurrency,
                     pool_size: args.pool_size,
                     sample,
                 });

@@ -8,11 +8,15 @@
 //!   counter (so that conflicts also happen naturally), in a transaction not
 //!   marked idempotent. A connection lost during its `COMMIT` must surface
 //!   as `OutcomeUnknown`, never be replayed.
-//! - *guarded*: insert the id only if it is absent, marked idempotent, so
-//!   the pool may replay it whatever happened.
+//! - *guarded*: claim the id in `soak_done` (primary key, `ON CONFLICT DO
+//!   NOTHING`) and insert it into the ledger only if the claim was new,
+//!   marked idempotent, so the pool may replay it whatever happened.
 //!
-//! The ledger has no unique constraint, so a double apply is a duplicate
-//! row, not a `23505`.
+//! The ledger itself has no unique constraint, so a double apply is a
+//! duplicate row, not a `23505`. (A first version guarded with `WHERE NOT
+//! EXISTS` on the ledger. The soak caught it applying twice: a replay's
+//! snapshot need not see the lost attempt's `COMMIT`. Only a unique key
+//! makes a replay safe.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -168,8 +172,9 @@ async fn prepare(upstream: &str) -> Result<(), BoxError> {
     upstream_client(upstream)
         .await?
         .batch_execute(&format!(
-            "DROP TABLE IF EXISTS soak_ledger, soak_hot;
+            "DROP TABLE IF EXISTS soak_ledger, soak_done, soak_hot;
              CREATE TABLE soak_ledger (op_id bigint NOT NULL, kind text NOT NULL);
+             CREATE TABLE soak_done (op_id bigint PRIMARY KEY);
              CREATE TABLE soak_hot (k int PRIMARY KEY, n bigint NOT NULL);
              INSERT INTO soak_hot SELECT k, 0 FROM generate_series(0, {}) AS k;",
             HOT_ROWS - 1
@@ -213,13 +218,20 @@ async fn work(pool: DsqlPool, worker: u32, end: Instant) -> WorkerLog {
         let operation = if guarded {
             Operation::transaction(move |tx| {
                 Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO soak_ledger (op_id, kind) SELECT $1, 'guarded' \
-                         WHERE NOT EXISTS (SELECT 1 FROM soak_ledger WHERE op_id = $1)",
-                        &[&id],
-                    )
-                    .await
-                    .map(drop)
+                    let claimed = tx
+                        .execute(
+                            "INSERT INTO soak_done (op_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                            &[&id],
+                        )
+                        .await?;
+                    if claimed == 1 {
+                        tx.execute(
+                            "INSERT INTO soak_ledger (op_id, kind) VALUES ($1, 'guarded')",
+                            &[&id],
+                        )
+                        .await?;
+                    }
+                    Ok::<(), tokio_postgres::Error>(())
                 })
             })
             .idempotent()

@@ -135,6 +135,13 @@ impl<T> Operation<T> {
     /// Marks the operation as safe to run more than once (reads, upserts
     /// by key, writes keyed by a unique request id), so it is replayed even
     /// when a lost connection leaves its outcome unknown.
+    ///
+    /// The key must be enforced by a unique constraint. A guard such as
+    /// `INSERT … WHERE NOT EXISTS (…)` is not enough: under snapshot
+    /// isolation the replay may not yet see the first attempt's `COMMIT`, and
+    /// both attempts then apply. The chaos soak (`dsql-bench soak`) found
+    /// this. With a unique key the late replay gets a conflict and is
+    /// replayed again, and that replay sees the first attempt's row.
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
         self
