@@ -38,7 +38,9 @@ async fn visit(
     Path(request): Path<i64>,
 ) -> Result<String, (StatusCode, String)> {
     let insert = format!(
-        "INSERT INTO {0} (request) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM {0} WHERE request = $1)",
+        // Keyed by request id: a replay after a lost COMMIT cannot record
+        // the visit twice (a `WHERE NOT EXISTS` guard could).
+        "INSERT INTO {0} (request) VALUES ($1) ON CONFLICT (request) DO NOTHING",
         app.table
     );
     let count = format!("SELECT count(*) FROM {}", app.table);
@@ -84,7 +86,7 @@ async fn main() -> Result<(), BoxError> {
         .await?
         .batch_execute(&format!(
             // No unique constraint: a double apply would show as a duplicate row.
-            "CREATE TABLE {table} (request bigint NOT NULL)"
+            "CREATE TABLE {table} (request bigint PRIMARY KEY)"
         ))
         .await?;
 

@@ -19,7 +19,8 @@ use dsql_tower::{ErrorClass, Operation, Phase};
 /// apply would show as a duplicate row (the ledger has no unique constraint).
 fn record(ledger: &str, id: i64) -> Operation<()> {
     let sql = format!(
-        "INSERT INTO {ledger} (id) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM {ledger} WHERE id = $1)"
+        "WITH claim AS (INSERT INTO {ledger}_done (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id) \
+         INSERT INTO {ledger} (id) SELECT id FROM claim"
     );
     Operation::transaction(move |tx| {
         let sql = sql.clone();
@@ -36,7 +37,9 @@ async fn create_ledger() -> String {
     let ledger = table("ledger");
     direct()
         .await
-        .batch_execute(&format!("CREATE TABLE {ledger} (id bigint NOT NULL)"))
+        .batch_execute(&format!(
+            "CREATE TABLE {ledger} (id bigint NOT NULL); CREATE TABLE {ledger}_done (id bigint PRIMARY KEY)"
+        ))
         .await
         .unwrap();
     ledger
@@ -54,7 +57,7 @@ async fn ledger_counts(ledger: &str) -> (i64, i64) {
 async fn drop_table(name: &str) {
     direct()
         .await
-        .batch_execute(&format!("DROP TABLE {name}"))
+        .batch_execute(&format!("DROP TABLE IF EXISTS {name}_done; DROP TABLE {name}"))
         .await
         .unwrap();
 }

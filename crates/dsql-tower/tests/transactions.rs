@@ -89,8 +89,12 @@ async fn conflicting_increments_land_exactly_once() {
 }
 
 fn insert(table: &str, id: i64) -> Operation<()> {
-    let sql =
-        format!("INSERT INTO {table} (id) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE id = $1)");
+    // The id is claimed in a keyed table: only a unique key makes a replay
+    // safe (see `Operation::idempotent`).
+    let sql = format!(
+        "WITH claim AS (INSERT INTO {table}_done (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id) \
+         INSERT INTO {table} (id) SELECT id FROM claim"
+    );
     Operation::transaction(move |tx| {
         let sql = sql.clone();
         Box::pin(async move {
@@ -115,7 +119,9 @@ async fn a_connection_lost_during_commit_is_an_unknown_outcome() {
     let ledger = table("commit_ledger");
     direct()
         .await
-        .batch_execute(&format!("CREATE TABLE {ledger} (id bigint NOT NULL)"))
+        .batch_execute(&format!(
+            "CREATE TABLE {ledger} (id bigint NOT NULL); CREATE TABLE {ledger}_done (id bigint PRIMARY KEY)"
+        ))
         .await
         .unwrap();
     let (mut stack, _session) = harness.stack();
@@ -154,7 +160,7 @@ async fn a_connection_lost_during_commit_is_an_unknown_outcome() {
 
     direct()
         .await
-        .batch_execute(&format!("DROP TABLE {ledger}"))
+        .batch_execute(&format!("DROP TABLE {ledger}_done; DROP TABLE {ledger}"))
         .await
         .unwrap();
     harness.local.shutdown().await;

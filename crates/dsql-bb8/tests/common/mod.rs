@@ -95,11 +95,14 @@ pub async fn sessions_of(application_name: &str, expected: i64, within: Duration
     }
 }
 
-/// Inserts `id` into `ledger` unless present: idempotent; a double apply
-/// would show as a duplicate row (no unique constraint).
+/// Inserts `id` into `ledger` once: the id is claimed in `{ledger}_done`
+/// (primary key), so a replay that overtakes a lost attempt's `COMMIT` gets a
+/// conflict instead of applying twice. The ledger itself has no unique
+/// constraint, so a double apply would show as a duplicate row.
 pub fn record(ledger: &str, id: i64) -> Operation<()> {
     let sql = format!(
-        "INSERT INTO {ledger} (id) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM {ledger} WHERE id = $1)"
+        "WITH claim AS (INSERT INTO {ledger}_done (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id) \
+         INSERT INTO {ledger} (id) SELECT id FROM claim"
     );
     Operation::transaction(move |tx| {
         let sql = sql.clone();
@@ -115,7 +118,9 @@ pub async fn create_ledger() -> String {
     let ledger = unique("bb8_ledger");
     direct()
         .await
-        .batch_execute(&format!("CREATE TABLE {ledger} (id bigint NOT NULL)"))
+        .batch_execute(&format!(
+            "CREATE TABLE {ledger} (id bigint NOT NULL); CREATE TABLE {ledger}_done (id bigint PRIMARY KEY)"
+        ))
         .await
         .unwrap();
     ledger
@@ -133,7 +138,7 @@ pub async fn ledger_counts(ledger: &str) -> (i64, i64) {
 pub async fn drop_table(name: &str) {
     direct()
         .await
-        .batch_execute(&format!("DROP TABLE {name}"))
+        .batch_execute(&format!("DROP TABLE IF EXISTS {name}_done; DROP TABLE {name}"))
         .await
         .unwrap();
 }
