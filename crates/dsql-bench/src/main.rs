@@ -16,6 +16,7 @@ mod report;
 mod scenario;
 mod server;
 mod soak;
+mod xorshift;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,16 +63,16 @@ struct PoolsArgs {
     pool_size: u32,
     /// Measured seconds per steady or write run (recycle and fault runs last
     /// long enough for their faults to strike).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = positive_number)]
     seconds: f64,
     /// Warm-up seconds per run, not measured.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = non_negative_number)]
     warmup: f64,
     /// Session lifetime in the recycle storm, seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = positive_number)]
     session_lifetime: f64,
     /// Period of the fault scenario's drops, seconds.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = positive_number)]
     drop_every: f64,
     /// Runs per client, scenario and concurrency; the median run (by
     /// throughput) is reported.
@@ -134,6 +135,32 @@ fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A duration's number (seconds, minutes) that is above zero: a zero or
+/// negative period would make no run, or panic in a timer.
+fn positive_number(text: &str) -> Result<f64, String> {
+    let n = non_negative_number(text)?;
+    if n > 0.0 {
+        Ok(n)
+    } else {
+        Err("must be above zero".to_owned())
+    }
+}
+
+/// A duration's number that is zero or more, and small enough for a
+/// `Duration` however it is scaled (up to a million).
+fn non_negative_number(text: &str) -> Result<f64, String> {
+    let n: f64 = text
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| format!("{text:?} is not a number"))?;
+    if (0.0..=1e6).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{text} is out of range (0 to 1,000,000)"))
+    }
+}
+
 async fn pools(args: PoolsArgs) -> Result<(), BoxError> {
     let timing = if args.quick {
         Timing {
@@ -191,8 +218,8 @@ async fn pools(args: PoolsArgs) -> Result<(), BoxError> {
         // Runs are interleaved (every client once, then again), so that a
         // slow spell of the machine falls on every client alike rather than
         // on whichever one was running.
-        let tasks_len = tasks.len();
-        let mut samples: Vec<Vec<measure::Sample>> = vec![Vec::new(); kinds.len() * tasks.len()];
+        // samples[client][concurrency]: one sample per run.
+        let mut samples: Vec<Vec<Vec<measure::Sample>>> = vec![vec![Vec::new(); tasks.len()]; kinds.len()];
         for run in 0..runs {
             for (k, &kind) in kinds.iter().enumerate() {
                 for (t, &concurrency) in tasks.iter().enumerate() {
@@ -209,13 +236,13 @@ async fn pools(args: PoolsArgs) -> Result<(), BoxError> {
                         kind.name(),
                         sample.summary()
                     );
-                    samples[k * tasks_len + t].push(sample);
+                    samples[k][t].push(sample);
                 }
             }
         }
-        for (k, &kind) in kinds.iter().enumerate() {
-            for (t, &concurrency) in tasks.iter().enumerate() {
-                let sample = measure::median(std::mem::take(&mut samples[k * tasks_len + t]));
+        for (kind, by_tasks) in kinds.iter().zip(samples) {
+            for (&concurrency, runs) in tasks.iter().zip(by_tasks) {
+                let sample = measure::median(runs);
                 results.push(report::Row {
                     scenario,
                     client: kind.name(),

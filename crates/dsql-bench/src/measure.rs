@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::clients::Client;
 use crate::scenario::Scenario;
+use crate::xorshift::Xorshift;
 
 /// How long to run.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +66,8 @@ pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan:
     let workers: Vec<_> = (0..tasks)
         .map(|task| {
             let client = client.clone();
-            let mut keys = Keys::new(task as u64);
+            // Seeds spread over the whole range, so tasks draw different keys.
+            let mut keys = Xorshift::new((task as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             tokio::spawn(async move {
                 tokio::time::sleep_until(start.into()).await;
                 let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0_u64, None);
@@ -74,7 +76,7 @@ pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan:
                     if began >= end {
                         break;
                     }
-                    let statement = scenario.statement(keys.next());
+                    let statement = scenario.statement((keys.next_u64() >> 1) as i64);
                     let result = client.execute(scenario, &statement).await;
                     if began >= measured_from {
                         match result {
@@ -121,20 +123,4 @@ pub(crate) fn median(mut samples: Vec<Sample>) -> Sample {
     samples.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
     let middle = samples.len() / 2;
     samples.swap_remove(middle)
-}
-
-/// A xorshift sequence: cheap, deterministic per task, no dependency.
-struct Keys(u64);
-
-impl Keys {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> i64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 1) as i64
-    }
 }

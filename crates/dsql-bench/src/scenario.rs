@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::BoxError;
-use crate::server::ServerFaults;
+use crate::server::{ServerFaults, upstream_client};
 
 /// Rows of the point-read table.
 pub(crate) const READ_KEYS: i64 = 10_000;
@@ -53,8 +53,7 @@ impl Scenario {
         }
     }
 
-    /// Whether clients surface conflicts (the write scenario) or lost
-    /// connections (recycle, fault) to their callers unless they retry.
+    /// The steady scenarios: reads with no conflicts and no faults.
     pub(crate) fn is_steady(self) -> bool {
         matches!(self, Self::SelectOne | Self::PointRead)
     }
@@ -118,8 +117,7 @@ impl Timing {
 
 /// Creates and fills the benchmark's tables in the upstream database.
 pub(crate) async fn prepare(upstream: &str) -> Result<(), BoxError> {
-    let (client, connection) = tokio_postgres::connect(upstream, tokio_postgres::NoTls).await?;
-    let connection = tokio::spawn(connection);
+    let client = upstream_client(upstream).await?;
     client
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS bench_kv, bench_hot;
@@ -132,7 +130,5 @@ pub(crate) async fn prepare(upstream: &str) -> Result<(), BoxError> {
             HOT_KEYS - 1
         ))
         .await?;
-    drop(client);
-    let _ = connection.await;
     Ok(())
 }

@@ -118,6 +118,14 @@ fn control(local: &dsql_local::DsqlLocal, line: &str) -> String {
     "ok".to_owned()
 }
 
+/// A plain connection to the upstream PostgreSQL (no front end), for
+/// setting up tables and checking results.
+pub(crate) async fn upstream_client(upstream: &str) -> Result<tokio_postgres::Client, BoxError> {
+    let (client, connection) = tokio_postgres::connect(upstream, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 /// A dsql-local child process.
 pub(crate) struct LocalProcess {
     child: Child,

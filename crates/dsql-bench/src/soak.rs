@@ -27,7 +27,9 @@ use dsql_bb8::DsqlPool;
 use dsql_tower::{ErrorClass, Operation};
 
 use crate::BoxError;
+use crate::server::upstream_client;
 use crate::server::{LocalProcess, ServerFaults};
+use crate::xorshift::Xorshift;
 
 const APPLICATION_NAME: &str = "dsql-bench-soak";
 const HOT_ROWS: i32 = 16;
@@ -36,7 +38,7 @@ const HOT_ROWS: i32 = 16;
 #[derive(Debug, Args)]
 pub(crate) struct SoakArgs {
     /// How long the load runs, in minutes.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::positive_number)]
     minutes: f64,
     /// Concurrent workers.
     #[arg(long, default_value_t = 32)]
@@ -46,7 +48,7 @@ pub(crate) struct SoakArgs {
     pool_size: u32,
     /// Server session lifetime in seconds (DSQL: 3,600), so that sessions
     /// also expire during the soak.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = crate::positive_number)]
     session_lifetime: f64,
     /// Token validity in seconds, so that tokens are re-signed during it.
     #[arg(long, default_value_t = 30)]
@@ -112,7 +114,7 @@ pub(crate) async fn run(args: SoakArgs) -> Result<(), BoxError> {
     );
 
     prepare(&args.upstream).await?;
-    let baseline = own_sessions(&args.upstream).await?;
+    let baseline = own_sessions(&upstream_client(&args.upstream).await?).await?;
 
     let mut local = LocalProcess::spawn(
         &args.upstream,
@@ -162,12 +164,6 @@ pub(crate) async fn run(args: SoakArgs) -> Result<(), BoxError> {
     }
 }
 
-async fn upstream_client(upstream: &str) -> Result<tokio_postgres::Client, BoxError> {
-    let (client, connection) = tokio_postgres::connect(upstream, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
 async fn prepare(upstream: &str) -> Result<(), BoxError> {
     upstream_client(upstream)
         .await?
@@ -183,9 +179,9 @@ async fn prepare(upstream: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn own_sessions(upstream: &str) -> Result<i64, BoxError> {
-    let row = upstream_client(upstream)
-        .await?
+/// Sessions PostgreSQL shows under the soak's `application_name`.
+async fn own_sessions(client: &tokio_postgres::Client) -> Result<i64, BoxError> {
+    let row = client
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
             &[&APPLICATION_NAME],
@@ -283,22 +279,6 @@ fn resident_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// A xorshift sequence for the fault schedule: reproducible from the seed.
-struct Dice(u64);
-
-impl Dice {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-
-    fn millis(&mut self, low: u64, high: u64) -> u64 {
-        low + self.below(high - low + 1)
-    }
-}
-
 /// What the chaos loop did.
 #[derive(Debug, Default)]
 struct ChaosLog {
@@ -316,13 +296,13 @@ async fn chaos(
     end: Instant,
     restart: Option<&str>,
 ) -> Result<ChaosLog, BoxError> {
-    let mut dice = Dice(seed | 1);
+    let mut dice = Xorshift::new(seed);
     let mut log = ChaosLog::default();
     let restart_at = started + (end - started) / 2;
     let quiet_from = end.checked_sub(Duration::from_secs(5)).unwrap_or(end);
     let mut restarted = restart.is_none();
     loop {
-        let pause = Duration::from_millis(dice.millis(1_000, 4_000));
+        let pause = Duration::from_millis(dice.between(1_000, 4_000));
         if Instant::now() + pause >= quiet_from {
             break;
         }
@@ -349,16 +329,16 @@ async fn chaos(
                 ("drop some sessions", format!("drop {fraction}"), None, 0)
             }
             2 => {
-                let ms = dice.millis(300, 2_500);
+                let ms = dice.between(300, 2_500);
                 ("refuse authentication", format!("refuse-auth {ms}"), None, ms)
             }
             3 => {
-                let ms = dice.millis(20, 150);
+                let ms = dice.between(20, 150);
                 (
                     "latency spike",
                     format!("latency {ms}"),
                     Some("latency 0"),
-                    dice.millis(500, 3_000),
+                    dice.between(500, 3_000),
                 )
             }
             4 => {
@@ -367,7 +347,7 @@ async fn chaos(
                     "inject conflicts",
                     format!("conflicts {p}"),
                     Some("conflicts 0"),
-                    dice.millis(1_000, 4_000),
+                    dice.between(1_000, 4_000),
                 )
             }
             5 => ("drop before COMMIT", "drop-before-commit".to_owned(), None, 0),
@@ -376,7 +356,7 @@ async fn chaos(
                 "pause accepting",
                 "pause".to_owned(),
                 Some("resume"),
-                dice.millis(200, 1_500),
+                dice.between(200, 1_500),
             ),
             _ => ("drop all sessions", "drop-all".to_owned(), None, 0),
         };
@@ -391,6 +371,7 @@ async fn chaos(
 }
 
 /// The invariants' verdict.
+#[derive(Default)]
 struct Report {
     operations: u64,
     acknowledged: u64,
@@ -416,17 +397,7 @@ async fn check(
         .await?;
     let mut applied: HashMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
 
-    let mut report = Report {
-        operations: 0,
-        acknowledged: 0,
-        outcome_unknown: 0,
-        unacknowledged_applied: 0,
-        failures_by_class: BTreeMap::new(),
-        rss_warm_kib: 0,
-        rss_end_kib: 0,
-        sessions_after: 0,
-        violations: Vec::new(),
-    };
+    let mut report = Report::default();
     for (worker, log) in logs.iter().enumerate() {
         let worker = worker as u32;
         let failed: HashMap<u32, &Failure> = log.failed.iter().map(|f| (f.seq, f)).collect();
@@ -496,13 +467,7 @@ async fn check(
     // Sessions: the pool is closed; PostgreSQL sees the sessions end shortly.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&APPLICATION_NAME],
-            )
-            .await?;
-        report.sessions_after = row.get(0);
+        report.sessions_after = own_sessions(&client).await?;
         if report.sessions_after <= baseline || Instant::now() > deadline {
             break;
         }
