@@ -54,6 +54,10 @@ impl ManualClock {
     }
 
     /// Moves the time forward by `by`.
+    ///
+    /// # Panics
+    /// If the new time cannot be held by `SystemTime` (a test clock: an
+    /// overflow is a bug in the test).
     pub fn advance(&self, by: Duration) {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner) += by;
     }

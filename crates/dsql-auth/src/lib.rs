@@ -14,7 +14,8 @@
 //!   (feature `aws`, on by default) signs them, [`CachingProvider`] reuses and
 //!   refreshes them ahead of expiry, [`StaticProvider`] returns a fixed one,
 //!   and [`provider::from_fn`] adapts a closure. [`SharedTokenProvider`] is the
-//!   type-erased form.
+//!   type-erased form;
+//! - [`TokenScope`] names the (endpoint host, user) a token is bound to.
 //!
 //! ```
 //! use aws_credential_types::Credentials;
@@ -42,7 +43,9 @@
 pub mod clock;
 mod config;
 mod endpoint;
+pub mod limits;
 pub mod provider;
+mod scope;
 #[cfg(feature = "aws")]
 mod signing;
 mod token;
@@ -52,6 +55,7 @@ pub use config::{
 };
 pub use endpoint::{CLUSTER_ID_LEN, Endpoint, EndpointError, EndpointKind};
 pub use provider::{CachingProvider, SharedTokenProvider, StaticProvider, TokenError, TokenProvider};
+pub use scope::TokenScope;
 #[cfg(feature = "aws")]
 pub use signing::{SigningProvider, SigningProviderBuilder};
 pub use token::{

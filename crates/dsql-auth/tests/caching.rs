@@ -223,3 +223,76 @@ fn rejects_a_bad_refresh_fraction() {
         assert!(err.to_string().contains("refresh_fraction"), "{err}");
     }
 }
+
+/// `retry_after_failure(Duration::MAX)` used to overflow `SystemTime` (a
+/// panic) at the first call after a failed background refresh.
+#[tokio::test]
+async fn extreme_settings_do_not_overflow() {
+    let clock = ManualClock::new(at(START));
+    let minter = Minter::new(&clock, Duration::from_secs(900), Duration::ZERO);
+    let cache = CachingProvider::builder(minter.clone())
+        .min_remaining(Duration::MAX)
+        .retry_after_failure(Duration::MAX)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let first = cache.token().await.unwrap();
+
+    // min_remaining is capped at a quarter of the lifetime (225 s): served
+    // until 675 s, refreshed from 450 s.
+    minter.failing.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(500));
+    assert_eq!(cache.token().await.unwrap(), first);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while minter.calls() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a background refresh is attempted");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for _ in 0..10 {
+        assert_eq!(cache.token().await.unwrap(), first);
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(minter.calls(), 2, "no retry within retry_after_failure");
+
+    // Past the usable window the caller waits for a fresh token.
+    clock.advance(Duration::from_secs(200));
+    assert!(matches!(cache.token().await, Err(TokenError::Provider { .. })));
+    minter.failing.store(false, Ordering::SeqCst);
+    assert_eq!(cache.token().await.unwrap().expose_secret(), "token-4");
+
+    // A clock that goes back before the failure does not overflow either.
+    clock.set(at(START));
+    assert_eq!(cache.token().await.unwrap().expose_secret(), "token-4");
+}
+
+/// Tokens at the edges of `SystemTime`, from custom providers: deciding when
+/// to refresh them must not overflow (a lifetime of almost 2^64 s used to
+/// overflow `Duration::mul_f64`, a panic).
+#[tokio::test]
+async fn tokens_with_extreme_validity_windows() {
+    let clock = ManualClock::new(at(START));
+    // The widest window this platform's `SystemTime` can hold.
+    let (far_past, far_future) = std::iter::successors(Some(i64::MAX as u64), |secs| Some(secs / 2))
+        .find_map(|secs| {
+            let span = Duration::from_secs(secs);
+            Some((UNIX_EPOCH.checked_sub(span)?, UNIX_EPOCH.checked_add(span)?))
+        })
+        .unwrap();
+    let extreme = dsql_auth::provider::from_fn(move || async move {
+        Ok::<_, TokenError>(AuthToken::new("forever", far_past, far_future))
+    });
+    for fraction in [1.0, 0.999_999, 1e-9] {
+        let cache = CachingProvider::builder(extreme.clone())
+            .refresh_fraction(fraction)
+            .min_remaining(Duration::MAX)
+            .retry_after_failure(Duration::MAX)
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        assert_eq!(cache.token().await.unwrap().expose_secret(), "forever");
+        assert_eq!(cache.token().await.unwrap().expose_secret(), "forever");
+    }
+}

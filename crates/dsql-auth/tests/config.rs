@@ -405,3 +405,33 @@ fn builder_rejects_bad_values() {
         ("reader", 6000, config.endpoint())
     );
 }
+
+/// libpq reads `connect_timeout=0` and `PGCONNECT_TIMEOUT=0` as "no
+/// timeout": both parse to `Some(Duration::ZERO)`, which the connect stack
+/// honours as such; unset stays `None`.
+#[test]
+fn a_zero_connect_timeout_means_no_timeout() {
+    let config = DsqlConfig::from_url(&format!("postgres://admin@{HOST}?connect_timeout=0")).unwrap();
+    assert_eq!(config.connect_timeout(), Some(Duration::ZERO));
+    let config = DsqlConfig::from_url(&format!("postgres://admin@{HOST}?connect_timeout=%200%20")).unwrap();
+    assert_eq!(config.connect_timeout(), Some(Duration::ZERO));
+    let config = DsqlConfig::from_url(&format!("postgres://admin@{HOST}")).unwrap();
+    assert_eq!(config.connect_timeout(), None);
+
+    let config =
+        DsqlConfig::from_env_with(env(&[("CLUSTER_ENDPOINT", HOST), ("PGCONNECT_TIMEOUT", "0")])).unwrap();
+    assert_eq!(config.connect_timeout(), Some(Duration::ZERO));
+    let config = DsqlConfig::from_env_with(env(&[("CLUSTER_ENDPOINT", HOST)])).unwrap();
+    assert_eq!(config.connect_timeout(), None);
+
+    let config = DsqlConfig::builder()
+        .host(HOST)
+        .connect_timeout(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(config.connect_timeout(), Some(Duration::ZERO));
+    assert_eq!(
+        config.to_builder().build().unwrap().connect_timeout(),
+        Some(Duration::ZERO)
+    );
+}

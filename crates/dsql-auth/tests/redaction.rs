@@ -1,61 +1,34 @@
 //! No token, signature, secret key or session token in `Debug` or `Display`.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+mod common;
 
-use aws_credential_types::Credentials;
-use dsql_auth::clock::ManualClock;
 use dsql_auth::{
-    CachingProvider, DsqlConfig, SharedTokenProvider, SigningProvider, StaticProvider, TokenClaims,
-    TokenError, TokenProvider,
+    CachingProvider, DsqlConfig, SharedTokenProvider, StaticProvider, TokenClaims, TokenError, TokenProvider,
 };
 
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
-const SESSION_TOKEN: &str = "FwoGZXIvYXdzSESSIONTOKEN";
-
-fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(!text.contains(secret), "{what} leaks {secret:?}: {text}");
-    }
-}
+use crate::common::{SECRET_KEY, Signer, assert_clean, secrets_of};
 
 #[tokio::test]
 async fn nothing_secret_is_ever_formatted() {
-    let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let clock = Arc::new(ManualClock::new(start));
-    let config = DsqlConfig::builder()
-        .host("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws")
-        .build()
-        .unwrap();
-    let credentials = Credentials::new(
-        "AKIDEXAMPLE",
-        SECRET_KEY,
-        Some(SESSION_TOKEN.into()),
-        Some(start + Duration::from_secs(3600)),
-        "test",
-    );
-    let signer = SigningProvider::builder(&config)
-        .credentials_provider(credentials)
-        .clock(clock.clone())
-        .build();
+    let Signer {
+        start,
+        clock,
+        config,
+        signer,
+    } = Signer::new("admin");
     let caching = CachingProvider::builder(signer.clone())
         .clock(clock.clone())
         .build()
         .unwrap();
     let token = caching.token().await.unwrap();
-    let secret = token.expose_secret().to_owned();
-    let signature = secret
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("X-Amz-Signature="))
-        .unwrap()
-        .to_owned();
-    assert_eq!(signature.len(), 64);
-    let secrets = [secret.as_str(), signature.as_str(), SECRET_KEY, SESSION_TOKEN];
+    let secrets = secrets_of(&token);
+    let secrets = secrets.each_ref().map(String::as_str);
+    let secret = token.expose_secret();
 
     let static_provider = StaticProvider::new(token.clone());
     let shared = SharedTokenProvider::new(caching.clone());
-    let claims = TokenClaims::parse(&secret).unwrap();
+    let claims = TokenClaims::parse(secret).unwrap();
 
     let formatted = [
         ("token Debug", format!("{token:?}")),

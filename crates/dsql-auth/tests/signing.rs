@@ -221,3 +221,25 @@ async fn concurrent_signers_share_one_credential_resolution() {
     signer.token().await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A clock past year 9999 used to panic (in the SDK's date formatting, and
+/// at the end of `SystemTime` in `issued_at + expires_in`): now a typed
+/// error, raised before signing.
+#[tokio::test]
+async fn a_clock_past_year_9999_is_an_error_not_a_panic() {
+    let last = std::iter::successors(Some(i64::MAX as u64), |secs| Some(secs / 2))
+        .find_map(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+        .unwrap();
+    let year_10000 = at(253_402_300_800);
+    let credentials = Credentials::new("akid", "secret", None, None, "test");
+    for now in [last, year_10000, UNIX_EPOCH - Duration::from_secs(1)] {
+        let signer = provider(&vector_config("reader", 900), credentials.clone(), now);
+        let err = signer.token().await.unwrap_err();
+        assert!(matches!(err, TokenError::Signing { .. }), "{err:?}");
+        assert!(err.to_string().contains("years 1970 to 9999"), "{err}");
+    }
+    // The last signable second still signs.
+    let signer = provider(&vector_config("reader", 900), credentials, at(253_402_300_799));
+    let token = signer.token().await.unwrap();
+    assert!(token.expose_secret().contains("X-Amz-Date=99991231T235959Z"));
+}

@@ -3,21 +3,14 @@
 //! running first in the same process could silence the events under test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use dsql_auth::clock::ManualClock;
-use dsql_auth::{CachingProvider, DsqlConfig, SigningProvider, StaticProvider, TokenProvider};
+use dsql_auth::{CachingProvider, StaticProvider, TokenProvider};
 
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
-const SESSION_TOKEN: &str = "FwoGZXIvYXdzSESSIONTOKEN";
-
-fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(!text.contains(secret), "{what} leaks {secret:?}: {text}");
-    }
-}
+use crate::common::{Signer, assert_clean, secrets_of};
 
 /// A writer that collects everything the subscriber prints.
 #[derive(Clone, Default)]
@@ -45,24 +38,7 @@ async fn traces_carry_no_secret() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let clock = Arc::new(ManualClock::new(start));
-    let config = DsqlConfig::builder()
-        .host("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws")
-        .user("reader")
-        .build()
-        .unwrap();
-    let credentials = Credentials::new(
-        "AKIDEXAMPLE",
-        SECRET_KEY,
-        Some(SESSION_TOKEN.into()),
-        Some(start + Duration::from_secs(3600)),
-        "test",
-    );
-    let signer = SigningProvider::builder(&config)
-        .credentials_provider(credentials)
-        .clock(clock.clone())
-        .build();
+    let Signer { clock, signer, .. } = Signer::new("reader");
     let caching = CachingProvider::builder(signer)
         .clock(clock.clone())
         .build()
@@ -90,14 +66,6 @@ async fn traces_carry_no_secret() {
         text.contains("DSQL token refresh failed"),
         "failed refresh not logged: {text}"
     );
-    let signature = token
-        .expose_secret()
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("X-Amz-Signature="))
-        .unwrap();
-    assert_clean(
-        "traces",
-        &text,
-        &[token.expose_secret(), signature, SECRET_KEY, SESSION_TOKEN],
-    );
+    let secrets = secrets_of(&token);
+    assert_clean("traces", &text, &secrets.each_ref().map(String::as_str));
 }

@@ -16,7 +16,13 @@ pub(crate) enum DurationError {
     TooLong(String),
     #[error("the duration must be longer than zero")]
     Zero,
+    #[error("`{0}` is longer than a year (8760h), the longest period accepted")]
+    OverAYear(String),
 }
+
+/// The longest period of a periodic action (`--stats-every`,
+/// `--drop-sessions-every`).
+pub(crate) const MAX_PERIOD: Duration = Duration::from_secs(365 * 86_400);
 
 /// Parses seconds (`30`, `0.5`) or a number with a unit (`500ms`, `2s`,
 /// `5m`, `1h`; a space before the unit is allowed).
@@ -54,6 +60,15 @@ pub(crate) fn parse(input: &str) -> Result<Duration, DurationError> {
 pub(crate) fn parse_positive(input: &str) -> Result<Duration, DurationError> {
     match parse(input)? {
         d if d.is_zero() => Err(DurationError::Zero),
+        d => Ok(d),
+    }
+}
+
+/// As [`parse_positive`], refusing more than [`MAX_PERIOD`]: a period
+/// schedules a timer, and a timer cannot be set arbitrarily far away.
+pub(crate) fn parse_period(input: &str) -> Result<Duration, DurationError> {
+    match parse_positive(input)? {
+        d if d > MAX_PERIOD => Err(DurationError::OverAYear(input.trim().to_owned())),
         d => Ok(d),
     }
 }
@@ -104,5 +119,14 @@ mod tests {
         assert_eq!(parse(&huge), Err(DurationError::TooLong(huge.clone())));
         assert_eq!(parse_positive("0ms"), Err(DurationError::Zero));
         assert_eq!(parse_positive("1ms"), Ok(Duration::from_millis(1)));
+        assert_eq!(parse_period("0"), Err(DurationError::Zero));
+        assert_eq!(parse_period("8760h"), Ok(MAX_PERIOD));
+        assert_eq!(
+            parse_period(" 8761h "),
+            Err(DurationError::OverAYear("8761h".to_owned()))
+        );
+        let huge = "10000000000000000000";
+        assert!(parse_positive(huge).is_ok(), "a valid Duration");
+        assert_eq!(parse_period(huge), Err(DurationError::OverAYear(huge.to_owned())));
     }
 }

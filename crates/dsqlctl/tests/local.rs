@@ -360,6 +360,9 @@ fn bad_flags_exit_2_with_one_line() {
         (&["--latency", "5x"][..], "--latency"),
         (&["--session-lifetime", "0"], "--session-lifetime"),
         (&["--drop-sessions-every=-1s"], "--drop-sessions-every"),
+        // Used to panic (`Instant` overflow) once started; now refused.
+        (&["--stats-every", "10000000000000000000"], "--stats-every"),
+        (&["--drop-sessions-every", "8761h"], "longer than a year"),
         (&["--commit-conflict-probability", "1.5"], "between 0 and 1"),
         (&["--max-connections", "0"], "--max-connections"),
         (&["--connection-rate", "0"], "--connection-rate"),

@@ -23,7 +23,7 @@ impl DsqlConfig {
     /// | connect address | `PGHOSTADDR` |
     /// | CA file | `PGSSLROOTCERT` |
     /// | application name | `PGAPPNAME` |
-    /// | connect timeout (s) | `PGCONNECT_TIMEOUT` |
+    /// | connect timeout (s; 0: none) | `PGCONNECT_TIMEOUT` |
     ///
     /// Empty variables count as unset. `PGSSLMODE` is ignored: connections
     /// always verify the certificate and host name.

@@ -16,7 +16,7 @@ impl DsqlConfig {
     /// Parameters: `region`, `profile`, `tokenDurationSecs`,
     /// `application_name` (or `applicationName`), `sslmode` (only
     /// `verify-full`, the default), `sslrootcert`, `sslnegotiation`
-    /// (`postgres` or `direct`), `hostaddr`, `connect_timeout` (seconds). Any
+    /// (`postgres` or `direct`), `hostaddr`, `connect_timeout` (whole seconds; 0 means no timeout). Any
     /// other parameter is an error naming it, and so is a password: DSQL
     /// authenticates with tokens.
     ///

@@ -2,6 +2,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::TokenScope;
 use crate::token::DisplayTime;
 
 type Source = Arc<dyn StdError + Send + Sync>;
@@ -52,6 +53,19 @@ pub enum TokenError {
         detail: String,
         /// What the provider reported.
         cause: Source,
+    },
+    /// The provider signs tokens for another (host, user) than the
+    /// connection needs: the server would refuse every one of them. A
+    /// configuration error, never worth retrying.
+    #[error(
+        "the token provider signs for {provider} but the connection is for {requested}: \
+         give the connection a provider for its own endpoint host and user"
+    )]
+    WrongScope {
+        /// What the provider signs for.
+        provider: TokenScope,
+        /// What the connection needs.
+        requested: TokenScope,
     },
 }
 

@@ -23,7 +23,7 @@ pub use error::TokenError;
 pub use shared::{DynTokenProvider, SharedTokenProvider};
 pub use static_provider::StaticProvider;
 
-use crate::AuthToken;
+use crate::{AuthToken, TokenScope};
 
 /// A boxed, sendable future, as returned by [`DynTokenProvider`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -66,6 +66,16 @@ pub trait TokenProvider: Send + Sync {
     fn invalidate(&self, rejected: &AuthToken) {
         let _ = rejected;
     }
+
+    /// The (host, user) this provider signs for, when it knows; static and
+    /// closure providers cannot know, and return `None` (the default).
+    ///
+    /// A connect stack compares it with its own configuration's
+    /// [`TokenScope::of`] and fails with [`TokenError::WrongScope`] on a
+    /// mismatch, instead of sending tokens the server must refuse.
+    fn scope(&self) -> Option<TokenScope> {
+        None
+    }
 }
 
 impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
@@ -76,6 +86,10 @@ impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
     fn invalidate(&self, rejected: &AuthToken) {
         (**self).invalidate(rejected);
     }
+
+    fn scope(&self) -> Option<TokenScope> {
+        (**self).scope()
+    }
 }
 
 impl<P: TokenProvider + ?Sized> TokenProvider for &P {
@@ -85,6 +99,10 @@ impl<P: TokenProvider + ?Sized> TokenProvider for &P {
 
     fn invalidate(&self, rejected: &AuthToken) {
         (**self).invalidate(rejected);
+    }
+
+    fn scope(&self) -> Option<TokenScope> {
+        (**self).scope()
     }
 }
 

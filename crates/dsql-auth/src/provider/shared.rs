@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{BoxFuture, TokenProvider};
-use crate::{AuthToken, TokenError};
+use crate::{AuthToken, TokenError, TokenScope};
 
 /// The object-safe form of [`TokenProvider`], implemented for every
 /// provider. Use it through [`SharedTokenProvider`], or directly as a trait
@@ -30,6 +30,13 @@ pub trait DynTokenProvider: Send + Sync {
 
     /// See [`TokenProvider::invalidate`].
     fn invalidate_dyn(&self, rejected: &AuthToken);
+
+    /// See [`TokenProvider::scope`]. Provided (`None`) so that implementations
+    /// written before it keep compiling; every [`TokenProvider`] forwards its
+    /// own.
+    fn scope_dyn(&self) -> Option<TokenScope> {
+        None
+    }
 }
 
 impl<P: TokenProvider> DynTokenProvider for P {
@@ -39,6 +46,10 @@ impl<P: TokenProvider> DynTokenProvider for P {
 
     fn invalidate_dyn(&self, rejected: &AuthToken) {
         self.invalidate(rejected);
+    }
+
+    fn scope_dyn(&self) -> Option<TokenScope> {
+        self.scope()
     }
 }
 
@@ -91,5 +102,9 @@ impl TokenProvider for SharedTokenProvider {
 
     fn invalidate(&self, rejected: &AuthToken) {
         self.inner.invalidate_dyn(rejected);
+    }
+
+    fn scope(&self) -> Option<TokenScope> {
+        self.inner.scope_dyn()
     }
 }

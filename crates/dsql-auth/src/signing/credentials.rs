@@ -63,7 +63,11 @@ impl CredentialsCache {
             // Refresh `refresh_buffer` before expiry, but never later than
             // half-way through short-lived credentials, and never before now.
             let lifetime = expiry.duration_since(now).unwrap_or_default();
-            expiry - self.refresh_buffer.min(lifetime / 2)
+            // At most half of `lifetime` back from `expiry`: never before
+            // `now`, so never out of range.
+            expiry
+                .checked_sub(self.refresh_buffer.min(lifetime / 2))
+                .unwrap_or(now)
         });
         tracing::debug!(
             parent: &span,

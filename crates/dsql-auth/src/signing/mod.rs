@@ -14,7 +14,8 @@ use tracing::Instrument;
 
 use self::credentials::CredentialsCache;
 use crate::clock::{self, SharedClock};
-use crate::{Action, AuthToken, DsqlConfig, TokenError, TokenProvider};
+use crate::token::DisplayTime;
+use crate::{Action, AuthToken, DsqlConfig, TokenError, TokenProvider, TokenScope};
 
 /// Credentials are refreshed this long before they expire.
 const DEFAULT_CREDENTIALS_REFRESH_BUFFER: Duration = Duration::from_secs(300);
@@ -53,6 +54,7 @@ struct Inner {
     host: String,
     region: Region,
     user: String,
+    scope: TokenScope,
     action: Action,
     duration: Duration,
     credentials: CredentialsCache,
@@ -124,6 +126,23 @@ impl SigningProvider {
                 inner.duration.min(left)
             }
         };
+        // X-Amz-Date is the generator's reading of the same clock, in whole
+        // seconds, taken after `now`: flooring `now` gives the same second or
+        // an earlier one, so the expiry computed here is never later than the
+        // one signed, and no parsing of the token is needed.
+        let issued_at = floor_to_second(now);
+        let expires_at = issued_at
+            .checked_add(expires_in)
+            .filter(|_| signable(now))
+            .ok_or_else(|| {
+                TokenError::signing(
+                    format!(
+                        "the clock reads {}, a time a SigV4 signature cannot carry (years 1970 to 9999)",
+                        DisplayTime(now)
+                    )
+                    .into(),
+                )
+            })?;
         let generator = AuthTokenGenerator::new(
             GeneratorConfig::builder()
                 .hostname(&inner.host)
@@ -142,12 +161,7 @@ impl SigningProvider {
         let signed = untraced(signing)
             .ok_or_else(|| TokenError::signing("the token generator did not complete at once".into()))?
             .map_err(TokenError::signing)?;
-        // X-Amz-Date is the generator's reading of the same clock, in whole
-        // seconds, taken after `now`: flooring `now` gives the same second or
-        // an earlier one, so the expiry computed here is never later than the
-        // one signed, and no parsing of the token is needed.
-        let issued_at = floor_to_second(now);
-        Ok(AuthToken::new(signed.as_str(), issued_at, issued_at + expires_in))
+        Ok(AuthToken::new(signed.as_str(), issued_at, expires_at))
     }
 }
 
@@ -160,6 +174,11 @@ impl TokenProvider for SigningProvider {
             action = %self.inner.action,
         );
         self.sign().instrument(span)
+    }
+
+    /// The configuration's endpoint host and user: always known.
+    fn scope(&self) -> Option<TokenScope> {
+        Some(self.inner.scope.clone())
     }
 }
 
@@ -222,6 +241,7 @@ impl SigningProviderBuilder {
             inner: Arc::new(Inner {
                 action: Action::for_user(&self.user),
                 region: Region::new(self.region),
+                scope: TokenScope::new(&self.host, &self.user),
                 host: self.host,
                 user: self.user,
                 duration: self.duration,
@@ -243,6 +263,16 @@ impl fmt::Debug for SigningProviderBuilder {
             .field("credentials", &self.credentials.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Whether `X-Amz-Date` (`YYYYMMDD'T'HHMMSS'Z'`) can hold `at`: the SDK's
+/// date formatting panics on years past 9999, so an injected clock set there
+/// must be refused before signing.
+fn signable(at: SystemTime) -> bool {
+    /// 10000-01-01T00:00:00Z.
+    const END: Duration = Duration::from_secs(253_402_300_800);
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .is_ok_and(|since| since < END)
 }
 
 fn floor_to_second(at: SystemTime) -> SystemTime {

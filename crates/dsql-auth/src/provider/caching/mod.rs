@@ -5,7 +5,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::clock::{self, SharedClock};
-use crate::{AuthToken, TokenError, TokenProvider};
+use crate::{AuthToken, TokenError, TokenProvider, TokenScope};
+
+mod builder;
+
+pub use self::builder::{CachingProviderBuilder, InvalidCacheSettings};
 
 const DEFAULT_REFRESH_FRACTION: f64 = 0.8;
 const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(30);
@@ -109,13 +113,7 @@ impl<P: TokenProvider + 'static> CachingProvider<P> {
 
     /// A builder to tune refresh timing and the clock.
     pub fn builder(inner: P) -> CachingProviderBuilder<P> {
-        CachingProviderBuilder {
-            inner,
-            refresh_fraction: DEFAULT_REFRESH_FRACTION,
-            min_remaining: DEFAULT_MIN_REMAINING,
-            retry_after_failure: DEFAULT_RETRY_AFTER_FAILURE,
-            clock: clock::system(),
-        }
+        CachingProviderBuilder::new(inner)
     }
 
     fn from_parts(inner: P, settings: Settings, clock: SharedClock) -> Self {
@@ -216,19 +214,34 @@ impl<P: TokenProvider> Shared<P> {
         };
         let now = self.clock.now();
         let lifetime = token.lifetime();
+        // Every instant below lies within [issued_at, expires_at], so none of
+        // this arithmetic can overflow, whatever the settings.
         let margin = self.settings.min_remaining.min(lifetime / 4);
         let usable_until = token
             .expires_at()
             .checked_sub(margin)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+            .unwrap_or_else(|| token.issued_at());
         if now >= usable_until {
             return Decision::Wait;
         }
-        let refresh_at = (token.issued_at() + lifetime.mul_f64(self.settings.refresh_fraction))
-            .min(usable_until.checked_sub(margin).unwrap_or(SystemTime::UNIX_EPOCH));
-        let recently_failed = state
-            .last_failure
-            .is_some_and(|at| now < at + self.settings.retry_after_failure);
+        let refresh_after =
+            Duration::try_from_secs_f64(lifetime.as_secs_f64() * self.settings.refresh_fraction)
+                .unwrap_or(lifetime)
+                .min(lifetime);
+        let refresh_at = token
+            .issued_at()
+            .checked_add(refresh_after)
+            .unwrap_or(usable_until)
+            .min(
+                usable_until
+                    .checked_sub(margin)
+                    .unwrap_or_else(|| token.issued_at()),
+            );
+        let recently_failed = state.last_failure.is_some_and(|at| match now.duration_since(at) {
+            Ok(since) => since < self.settings.retry_after_failure,
+            // The clock went back past the failure: still recent.
+            Err(_) => true,
+        });
         if now < refresh_at || recently_failed {
             Decision::Serve(token.clone())
         } else {
@@ -288,6 +301,10 @@ impl<P: TokenProvider + 'static> TokenProvider for CachingProvider<P> {
         }
         self.shared.inner.invalidate(rejected);
     }
+
+    fn scope(&self) -> Option<TokenScope> {
+        self.shared.inner.scope()
+    }
 }
 
 impl<P: fmt::Debug> fmt::Debug for CachingProvider<P> {
@@ -301,79 +318,4 @@ impl<P: fmt::Debug> fmt::Debug for CachingProvider<P> {
             .field("refreshing", &state.in_flight.is_some())
             .finish()
     }
-}
-
-/// Builds a [`CachingProvider`]; see its documentation for the meaning of
-/// each setting.
-pub struct CachingProviderBuilder<P> {
-    inner: P,
-    refresh_fraction: f64,
-    min_remaining: Duration,
-    retry_after_failure: Duration,
-    clock: SharedClock,
-}
-
-impl<P: TokenProvider + 'static> CachingProviderBuilder<P> {
-    /// Fraction of a token's lifetime after which it is refreshed in the
-    /// background, in `(0, 1]`. Default 0.8.
-    pub fn refresh_fraction(mut self, fraction: f64) -> Self {
-        self.refresh_fraction = fraction;
-        self
-    }
-
-    /// Least validity a served token must have left; set it to at least your
-    /// connect timeout. Capped at a quarter of a token's lifetime. Default 30 s.
-    pub fn min_remaining(mut self, min_remaining: Duration) -> Self {
-        self.min_remaining = min_remaining;
-        self
-    }
-
-    /// How long to keep serving the current token after a failed background
-    /// refresh before trying again. Default 1 s.
-    pub fn retry_after_failure(mut self, retry_after_failure: Duration) -> Self {
-        self.retry_after_failure = retry_after_failure;
-        self
-    }
-
-    /// The clock that decides token age (default: the system clock).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Validates the settings.
-    pub fn build(self) -> Result<CachingProvider<P>, InvalidCacheSettings> {
-        if !(self.refresh_fraction > 0.0 && self.refresh_fraction <= 1.0) {
-            return Err(InvalidCacheSettings::RefreshFraction(self.refresh_fraction));
-        }
-        Ok(CachingProvider::from_parts(
-            self.inner,
-            Settings {
-                refresh_fraction: self.refresh_fraction,
-                min_remaining: self.min_remaining,
-                retry_after_failure: self.retry_after_failure,
-            },
-            self.clock,
-        ))
-    }
-}
-
-impl<P: fmt::Debug> fmt::Debug for CachingProviderBuilder<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachingProviderBuilder")
-            .field("inner", &self.inner)
-            .field("refresh_fraction", &self.refresh_fraction)
-            .field("min_remaining", &self.min_remaining)
-            .field("retry_after_failure", &self.retry_after_failure)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A [`CachingProviderBuilder`] setting out of range.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidCacheSettings {
-    /// `refresh_fraction` is not in `(0, 1]`.
-    #[error("refresh_fraction must be greater than 0 and at most 1, got {0}")]
-    RefreshFraction(f64),
 }
