@@ -18,6 +18,10 @@
 //! | [`TRANSACTION_TIMEOUT`] | `54000` | ERROR | **best guess** |
 //! | [`UPSTREAM_UNAVAILABLE`] | `08006` | FATAL | local only |
 //! | [`PROTOCOL_VIOLATION`] | `08P01` | FATAL | PostgreSQL's |
+//!
+//! Each entry also lists the hints a client may receive with it and, for
+//! each, what the client must do ([`ClientClass`]), so that a client-side
+//! classifier can be tested against this table.
 
 /// Severity of an error sent to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +42,111 @@ impl Severity {
     }
 }
 
+/// The names of the classes a client gives an error, as `dsql-tower`'s
+/// `ErrorClass::as_str` spells them.
+pub mod class {
+    /// Replay the whole transaction.
+    pub const CONFLICT: &str = "conflict";
+    /// Open a new connection.
+    pub const RECONNECT: &str = "reconnect";
+    /// Sign a new token, then open a new connection.
+    pub const REAUTHENTICATE: &str = "reauthenticate";
+    /// Back off, then retry.
+    pub const THROTTLED: &str = "throttled";
+    /// The connection was lost while a `COMMIT` was in flight.
+    pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+    /// Never retry: surface the error.
+    pub const FATAL: &str = "fatal";
+}
+
+/// One hint an error may come with, and the class a client must give the
+/// error with that hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientClass {
+    /// The hint (field `H`) as `dsql-local` sends it, its variable parts (dates,
+    /// names) filled with example values; `None`: no hint.
+    pub hint: Option<&'static str>,
+    /// One of the [`class`] names.
+    pub class: &'static str,
+}
+
+impl ClientClass {
+    /// A hint (or none) and its class.
+    pub const fn new(hint: Option<&'static str>, class: &'static str) -> Self {
+        Self { hint, class }
+    }
+}
+
+/// The hints of [`ACCESS_DENIED`]: every refusal reason's, as the token
+/// verifier writes them. Only the wrong user ↔ action mapping is fatal (a
+/// configuration error); every other refusal needs a new token.
+const ACCESS_DENIED_CLASSES: &[ClientClass] = &[
+    ClientClass::new(
+        Some("Wrong user to action mapping. user: admin, action: DbConnect"),
+        class::FATAL,
+    ),
+    ClientClass::new(
+        Some("Signature expired: 20240827T000730Z is now earlier than 20240827T000731Z"),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some(
+            "Signature not yet current: 20240827T001000Z is still later than 20240827T000500Z \
+             (20240827T000000Z + 5 min.)",
+        ),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some(
+            "User: arn:aws:iam::000000000000:user/AKIDLOCAL is not authorized to perform: \
+             dsql:DbConnectAdmin on resource: \
+             arn:aws:dsql:us-east-1:000000000000:cluster/dsqllocal00000000000000000 because no \
+             identity-based policy allows the dsql:DbConnectAdmin action",
+        ),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("User: arn:aws:iam::000000000000:user/AKIDLOCAL is not authorized to access this resource"),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("The security token included in the request is invalid."),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some(
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method.",
+        ),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("Credential should be scoped to a valid region, not 'eu-west-1'."),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("Credential should be scoped to correct service: 'dsql'."),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("X-Amz-Expires must be less than a week (in seconds) that is 604800"),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("Unsupported signing algorithm: only AWS4-HMAC-SHA256 is supported."),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("The token must sign exactly the header 'host'."),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(
+        Some("The password is not a DSQL authentication token."),
+        class::REAUTHENTICATE,
+    ),
+    ClientClass::new(None, class::REAUTHENTICATE),
+];
+
 /// One error of the catalog: what the client receives in the `ErrorResponse`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DsqlError {
@@ -49,6 +158,9 @@ pub struct DsqlError {
     pub severity: Severity,
     /// Whether DSQL is known to send exactly this code and message.
     pub confirmed: bool,
+    /// Every hint the error may come with (`None`: none), and the class a
+    /// client must give it.
+    pub client_classes: &'static [ClientClass],
 }
 
 // ---------------------------------------------------------------------------
@@ -64,6 +176,7 @@ pub const ACCESS_DENIED: DsqlError = DsqlError {
     message: "unable to accept connection, access denied",
     severity: Severity::Fatal,
     confirmed: true,
+    client_classes: ACCESS_DENIED_CLASSES,
 };
 
 /// The endpoint has its maximum number of open connections.
@@ -72,6 +185,7 @@ pub const TOO_MANY_CONNECTIONS: DsqlError = DsqlError {
     message: "Unable to accept connection, too many open connections.",
     severity: Severity::Fatal,
     confirmed: true,
+    client_classes: &[ClientClass::new(None, class::THROTTLED)],
 };
 
 /// The connection-rate token bucket is empty.
@@ -80,6 +194,7 @@ pub const RATE_EXCEEDED: DsqlError = DsqlError {
     message: "Unable to accept connection, rate exceeded.",
     severity: Severity::Fatal,
     confirmed: true,
+    client_classes: &[ClientClass::new(None, class::THROTTLED)],
 };
 
 /// An optimistic concurrency conflict on data.
@@ -88,6 +203,7 @@ pub const CHANGE_CONFLICT: DsqlError = DsqlError {
     message: "change conflicts with another transaction, please retry: (OC000)",
     severity: Severity::Error,
     confirmed: true,
+    client_classes: &[ClientClass::new(None, class::CONFLICT)],
 };
 
 // ---------------------------------------------------------------------------
@@ -101,6 +217,7 @@ pub const TLS_REQUIRED: DsqlError = DsqlError {
     message: "unable to accept connection, SSL/TLS is required",
     severity: Severity::Fatal,
     confirmed: false,
+    client_classes: &[ClientClass::new(None, class::REAUTHENTICATE)],
 };
 
 /// TLS without server name indication: DSQL routes by SNI. Best guess.
@@ -109,14 +226,17 @@ pub const SNI_REQUIRED: DsqlError = DsqlError {
     message: "unable to accept connection, no server name indication (SNI) was sent",
     severity: Severity::Fatal,
     confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
 };
 
-/// SNI names another host than the endpoint. Best guess.
+/// SNI names another host than the endpoint. Best guess. Clients classify
+/// it by its `08` class (reconnect), though no retry can help.
 pub const UNKNOWN_ENDPOINT: DsqlError = DsqlError {
     code: "08006",
     message: "unable to accept connection, unknown cluster endpoint",
     severity: Severity::Fatal,
     confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
 };
 
 /// Direct TLS without ALPN `postgresql`. Best guess, modeled on PostgreSQL 17.
@@ -125,6 +245,7 @@ pub const ALPN_REQUIRED: DsqlError = DsqlError {
     message: "direct TLS connection without ALPN protocol \"postgresql\"",
     severity: Severity::Fatal,
     confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
 };
 
 /// A transaction open longer than the transaction timeout (DSQL: 5 minutes)
@@ -135,6 +256,7 @@ pub const TRANSACTION_TIMEOUT: DsqlError = DsqlError {
     message: "transaction age limit exceeded",
     severity: Severity::Error,
     confirmed: false,
+    client_classes: &[ClientClass::new(None, class::FATAL)],
 };
 
 // ---------------------------------------------------------------------------
@@ -148,6 +270,7 @@ pub const UPSTREAM_UNAVAILABLE: DsqlError = DsqlError {
     message: "unable to accept connection, the upstream PostgreSQL is unavailable",
     severity: Severity::Fatal,
     confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
 };
 
 /// A malformed startup or authentication message (PostgreSQL's own code).
@@ -156,6 +279,7 @@ pub const PROTOCOL_VIOLATION: DsqlError = DsqlError {
     message: "invalid startup packet layout",
     severity: Severity::Fatal,
     confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
 };
 
 /// Every entry of the catalog, confirmed ones first.
@@ -176,6 +300,39 @@ pub const ALL: &[DsqlError] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_entry_says_how_clients_classify_it() {
+        let classes = [
+            class::CONFLICT,
+            class::RECONNECT,
+            class::REAUTHENTICATE,
+            class::THROTTLED,
+            class::OUTCOME_UNKNOWN,
+            class::FATAL,
+        ];
+        for error in ALL {
+            assert!(!error.client_classes.is_empty(), "{error:?}");
+            for (i, entry) in error.client_classes.iter().enumerate() {
+                assert!(classes.contains(&entry.class), "{error:?}");
+                assert!(
+                    !error.client_classes[..i].iter().any(|e| e.hint == entry.hint),
+                    "hint listed twice: {entry:?}"
+                );
+            }
+        }
+        let fatal: Vec<_> = ACCESS_DENIED
+            .client_classes
+            .iter()
+            .filter(|c| c.class == class::FATAL)
+            .collect();
+        assert_eq!(fatal.len(), 1);
+        assert!(
+            fatal[0]
+                .hint
+                .is_some_and(|h| h.starts_with("Wrong user to action mapping"))
+        );
+    }
 
     #[test]
     fn codes_are_sqlstates() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::catalog::{self, DsqlError, Severity};
+use crate::catalog::{self, ClientClass, DsqlError, Severity};
 use crate::protocol::{self, ErrorResponse, ProtocolError, StartupMessage, StartupPacket};
 use crate::server::ServerCtx;
 use crate::stats::{RefusalReason, bump};
@@ -21,6 +21,15 @@ pub(crate) type ClientStream = tokio_rustls::server::TlsStream<TcpStream>;
 const MAX_PASSWORD_LEN: usize = 64 * 1024;
 /// How long a refused connection waits for the client to close.
 const LINGER: Duration = Duration::from_secs(1);
+
+/// A startup packet without a user (PostgreSQL's own error).
+const NO_USER: DsqlError = DsqlError {
+    code: "28000",
+    message: "no PostgreSQL user name specified in startup packet",
+    severity: Severity::Fatal,
+    confirmed: false,
+    client_classes: &[ClientClass::new(None, catalog::class::REAUTHENTICATE)],
+};
 
 /// An authenticated client, ready for its upstream session.
 pub(crate) struct Authenticated {
@@ -190,13 +199,7 @@ pub(crate) async fn handshake(
         None => {}
     }
     let Some(user) = startup.param("user").map(str::to_owned) else {
-        let error = DsqlError {
-            code: "28000",
-            message: "no PostgreSQL user name specified in startup packet",
-            severity: Severity::Fatal,
-            confirmed: false,
-        };
-        return Ok(refuse(ctx, &mut tls, RefusalReason::ProtocolViolation, &error, None).await);
+        return Ok(refuse(ctx, &mut tls, RefusalReason::ProtocolViolation, &NO_USER, None).await);
     };
     tracing::Span::current().record("user", user.as_str());
 
@@ -261,7 +264,15 @@ pub(crate) async fn handshake(
             .await);
         }
     };
-    if ctx.faults.refusing_auth() {
+    // The time window first, so that it does not use up the count.
+    let refused = ctx.faults.refusing_auth() || {
+        let by_count = ctx.faults.take_auth_refusal();
+        if by_count {
+            bump(&ctx.stats.counters.auths_refused_by_count);
+        }
+        by_count
+    };
+    if refused {
         let hint = ctx
             .verifier
             .not_authorized_hint(&verified.access_key_id, verified.action);

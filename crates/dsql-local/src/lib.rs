@@ -20,7 +20,9 @@
 //! - **Optimistic concurrency errors**: upstream sessions run at repeatable
 //!   read and PostgreSQL's serialization failures and deadlocks come back in
 //!   DSQL's form (`40001`, `… please retry: (OC000)`).
-//! - **Faults on demand** ([`Faults`]) and **counters** ([`Stats`]).
+//! - **Faults on demand** ([`Faults`]), including deterministic ones that
+//!   fire at the n-th statement, authentication or connection attempt, and
+//!   **counters** ([`Stats`]).
 //! - **Any PostgreSQL behind it**: each session logs in to the upstream as
 //!   the role of the upstream URL (or a [mapped
 //!   role](LocalConfigBuilder::map_role)) with trust, SCRAM-SHA-256 (without
@@ -93,7 +95,7 @@ pub use config::{
     DEFAULT_UPSTREAM_CONNECT_TIMEOUT, LocalConfig, LocalConfigBuilder, RateLimit,
 };
 pub use error::{ConfigError, StartError};
-pub use faults::{CommitDrop, Faults, Latency};
+pub use faults::{CommitDrop, Faults, Latency, StatementDrop};
 pub use server::DsqlLocal;
 pub use stats::{RefusalCounts, RefusalReason, Stats, StatsSnapshot};
 pub use token::{SignError, TokenRequest, sign_token};

@@ -48,7 +48,8 @@ pub enum RefusalReason {
     InvalidSessionToken,
     /// The signature does not match.
     SignatureMismatch,
-    /// Refused by [`Faults::refuse_auth_for`](crate::Faults::refuse_auth_for).
+    /// Refused by [`Faults::refuse_auth_for`](crate::Faults::refuse_auth_for)
+    /// or [`Faults::refuse_next_auths`](crate::Faults::refuse_next_auths).
     FaultInjected,
     /// The upstream PostgreSQL refused or failed the session.
     Upstream,
@@ -179,6 +180,21 @@ pub struct StatsSnapshot {
     pub conflicts_rewritten: u64,
     /// `OC000` conflicts injected at `COMMIT` by a fault.
     pub conflicts_injected: u64,
+    /// Statements failed with `OC000` by
+    /// [`Faults::fail_statement`](crate::Faults::fail_statement).
+    pub statements_failed: u64,
+    /// Sessions cut at a statement by
+    /// [`Faults::drop_at_statement`](crate::Faults::drop_at_statement) (also
+    /// counted in `sessions_dropped_by_faults`).
+    pub statement_drops: u64,
+    /// Authentications refused by
+    /// [`Faults::refuse_next_auths`](crate::Faults::refuse_next_auths) (also
+    /// counted as [`RefusalReason::FaultInjected`] refusals).
+    pub auths_refused_by_count: u64,
+    /// Connection attempts refused with `53400` by
+    /// [`Faults::throttle_next_connects`](crate::Faults::throttle_next_connects)
+    /// (also counted as [`RefusalReason::RateExceeded`] refusals).
+    pub connects_throttled_by_count: u64,
     /// Cancel requests relayed to the upstream.
     pub cancels_relayed: u64,
     /// Bytes relayed from clients to the upstream.
@@ -192,9 +208,10 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
-    /// Conflicts sent to clients: rewritten plus injected.
+    /// Conflicts sent to clients: rewritten, injected at `COMMIT`, and failed
+    /// statements.
     pub fn conflicts(&self) -> u64 {
-        self.conflicts_rewritten + self.conflicts_injected
+        self.conflicts_rewritten + self.conflicts_injected + self.statements_failed
     }
 }
 
@@ -209,6 +226,10 @@ pub(crate) struct Counters {
     pub(crate) transactions_timed_out: AtomicU64,
     pub(crate) conflicts_rewritten: AtomicU64,
     pub(crate) conflicts_injected: AtomicU64,
+    pub(crate) statements_failed: AtomicU64,
+    pub(crate) statement_drops: AtomicU64,
+    pub(crate) auths_refused_by_count: AtomicU64,
+    pub(crate) connects_throttled_by_count: AtomicU64,
     pub(crate) cancels_relayed: AtomicU64,
     pub(crate) bytes_from_clients: AtomicU64,
     pub(crate) bytes_to_clients: AtomicU64,
@@ -275,6 +296,10 @@ impl Stats {
             transactions_timed_out: load(&c.transactions_timed_out),
             conflicts_rewritten: load(&c.conflicts_rewritten),
             conflicts_injected: load(&c.conflicts_injected),
+            statements_failed: load(&c.statements_failed),
+            statement_drops: load(&c.statement_drops),
+            auths_refused_by_count: load(&c.auths_refused_by_count),
+            connects_throttled_by_count: load(&c.connects_throttled_by_count),
             cancels_relayed: load(&c.cancels_relayed),
             bytes_from_clients: load(&c.bytes_from_clients),
             bytes_to_clients: load(&c.bytes_to_clients),

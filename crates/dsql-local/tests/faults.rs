@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{connect, db_error, direct, eventually, start, unique};
-use dsql_local::{CommitDrop, DsqlLocal, Latency, RefusalReason, catalog};
+use dsql_local::{CommitDrop, DsqlLocal, Latency, RefusalReason, StatementDrop, catalog};
 use tokio::time::Instant;
 use tokio_postgres::Client;
 
@@ -335,5 +335,363 @@ async fn extended_protocol_commits_can_be_dropped() {
         .batch_execute(&format!("DROP TABLE {table}"))
         .await
         .expect("drop");
+    local.shutdown().await;
+}
+
+/// Bounds every step of the statement-fault tests: a relay that loses track
+/// of a reply hangs instead of failing.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 10 s"))
+}
+
+fn assert_failed_statement(error: &tokio_postgres::Error) {
+    assert_injected_conflict(error);
+}
+
+fn assert_aborted(error: &tokio_postgres::Error) {
+    assert_eq!(db_error(error).code().code(), "25P02", "{error:?}");
+}
+
+fn assert_connection_lost(client: &Client, error: &tokio_postgres::Error) {
+    assert!(
+        error.as_db_error().is_none(),
+        "a closed connection, not a server error: {error:?}"
+    );
+    assert!(client.is_closed());
+}
+
+#[tokio::test]
+async fn fail_statement_in_autocommit_applies_nothing() {
+    let local = start(DsqlLocal::builder()).await;
+    let (setup, table) = create_table("fail_auto").await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let faults = local.faults();
+    let insert = |id: i32| format!("INSERT INTO {table} VALUES ({id})");
+
+    // Extended protocol: prepare (not counted), then Bind/Execute/Sync.
+    faults.fail_statement(1);
+    let error = within("execute", client.execute(&insert(1), &[]))
+        .await
+        .expect_err("the first statement fails");
+    assert_failed_statement(&error);
+    assert_eq!(count(&setup, &table).await, 0, "nothing was applied");
+    within("execute", client.execute(&insert(1), &[]))
+        .await
+        .expect("the knob fires once");
+    assert_eq!(count(&setup, &table).await, 1);
+
+    // Simple protocol, the second statement from now.
+    faults.fail_statement(2);
+    within("batch", client.batch_execute(&insert(2)))
+        .await
+        .expect("first statement");
+    let error = within("batch", client.batch_execute(&insert(3)))
+        .await
+        .expect_err("the second statement fails");
+    assert_failed_statement(&error);
+    assert_eq!(
+        count(&setup, &table).await,
+        2,
+        "the second insert was not applied"
+    );
+    let one: i32 = within("query", client.query_one("SELECT 1", &[]))
+        .await
+        .expect("session usable")
+        .get(0);
+    assert_eq!(one, 1);
+
+    // Counted across sessions.
+    faults.fail_statement(2);
+    let other = connect(&local, "admin").await.expect("connects");
+    within("batch", client.batch_execute("SELECT 1"))
+        .await
+        .expect("first statement");
+    let error = within("batch", other.batch_execute(&insert(4)))
+        .await
+        .expect_err("the second statement, in another session, fails");
+    assert_failed_statement(&error);
+    assert_eq!(count(&setup, &table).await, 2);
+
+    let stats = local.stats().snapshot();
+    assert_eq!(stats.statements_failed, 3);
+    assert_eq!(stats.conflicts_injected, 0);
+    assert_eq!(
+        stats.conflicts_rewritten, 0,
+        "the failure is not a rewritten conflict"
+    );
+    setup
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .expect("drop");
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn fail_statement_aborts_an_explicit_transaction() {
+    let local = start(DsqlLocal::builder()).await;
+    let (setup, table) = create_table("fail_txn").await;
+    let mut client = connect(&local, "admin").await.expect("connects");
+    let faults = local.faults();
+    let prepared = client
+        .prepare(&format!("INSERT INTO {table} VALUES ($1)"))
+        .await
+        .expect("prepare");
+
+    // Extended protocol: BEGIN (1, simple), INSERT (2) fails, the next
+    // statement gets 25P02, and COMMIT rolls back.
+    faults.fail_statement(2);
+    let tx = within("begin", client.transaction()).await.expect("begin");
+    let error = within("insert", tx.execute(&prepared, &[&1_i32]))
+        .await
+        .expect_err("statement 2 fails");
+    assert_failed_statement(&error);
+    // The transaction is aborted upstream: Bind fails with 25P02 before the
+    // Execute runs. With a failure armed for that Execute, the batch still
+    // ends (the relay's query is skipped, the Sync answers).
+    faults.fail_statement(1);
+    let error = within("insert", tx.execute(&prepared, &[&2_i32]))
+        .await
+        .expect_err("aborted");
+    assert_aborted(&error);
+    within("commit", tx.commit())
+        .await
+        .expect("COMMIT of an aborted transaction rolls back");
+    assert_eq!(count(&setup, &table).await, 0, "nothing was committed");
+
+    // Simple protocol: the same.
+    faults.fail_statement(2);
+    within("begin", client.batch_execute("BEGIN"))
+        .await
+        .expect("begin");
+    let error = within(
+        "insert",
+        client.batch_execute(&format!("INSERT INTO {table} VALUES (3)")),
+    )
+    .await
+    .expect_err("statement 2 fails");
+    assert_failed_statement(&error);
+    let error = within(
+        "insert",
+        client.batch_execute(&format!("INSERT INTO {table} VALUES (4)")),
+    )
+    .await
+    .expect_err("aborted");
+    assert_aborted(&error);
+    within("commit", client.batch_execute("COMMIT"))
+        .await
+        .expect("rolls back");
+    assert_eq!(count(&setup, &table).await, 0, "nothing was committed");
+
+    // The session is back in autocommit.
+    within("insert", client.execute(&prepared, &[&5_i32]))
+        .await
+        .expect("insert");
+    assert_eq!(count(&setup, &table).await, 1);
+    assert_eq!(local.stats().snapshot().statements_failed, 2);
+    setup
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .expect("drop");
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn fail_statement_at_commit_rolls_back() {
+    let local = start(DsqlLocal::builder()).await;
+    let (setup, table) = create_table("fail_commit").await;
+    let mut client = connect(&local, "admin").await.expect("connects");
+    let faults = local.faults();
+
+    // BEGIN (1), INSERT (2), COMMIT (3): ROLLBACK upstream, then 40001.
+    faults.fail_statement(3);
+    let tx = within("begin", client.transaction()).await.expect("begin");
+    within(
+        "insert",
+        tx.execute(&format!("INSERT INTO {table} VALUES (1)"), &[]),
+    )
+    .await
+    .expect("insert");
+    let error = within("commit", tx.commit()).await.expect_err("COMMIT fails");
+    assert_failed_statement(&error);
+    assert_eq!(count(&setup, &table).await, 0, "nothing was committed");
+
+    // The transaction is over: the next statement autocommits.
+    within(
+        "insert",
+        client.batch_execute(&format!("INSERT INTO {table} VALUES (2)")),
+    )
+    .await
+    .expect("autocommit");
+    assert_eq!(count(&setup, &table).await, 1);
+
+    // Extended-protocol COMMIT: "BEGIN; INSERT" (1), COMMIT (2).
+    faults.fail_statement(2);
+    within(
+        "begin",
+        client.batch_execute(&format!("BEGIN; INSERT INTO {table} VALUES (3)")),
+    )
+    .await
+    .expect("insert");
+    let error = within("commit", client.query("COMMIT", &[]))
+        .await
+        .expect_err("COMMIT fails");
+    assert_failed_statement(&error);
+    assert_eq!(count(&setup, &table).await, 1, "nothing was committed");
+    within(
+        "insert",
+        client.batch_execute(&format!("INSERT INTO {table} VALUES (4)")),
+    )
+    .await
+    .expect("autocommit");
+    assert_eq!(count(&setup, &table).await, 2);
+
+    let stats = local.stats().snapshot();
+    assert_eq!(stats.statements_failed, 2);
+    assert_eq!(stats.conflicts_injected, 0);
+    setup
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .expect("drop");
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_can_be_dropped_at_a_statement() {
+    let local = start(DsqlLocal::builder()).await;
+    let (setup, table) = create_table("drop_statement").await;
+    let faults = local.faults();
+    let mut expected_rows = 0;
+    for (when, applied) in [
+        (StatementDrop::BeforeForwarding, false),
+        (StatementDrop::AfterCompletion, true),
+    ] {
+        for extended in [true, false] {
+            let client = connect(&local, "admin").await.expect("connects");
+            // The second statement from now, in autocommit.
+            faults.drop_at_statement(2, when);
+            within("select", client.batch_execute("SELECT 1"))
+                .await
+                .expect("first statement");
+            let insert = format!("INSERT INTO {table} VALUES ({})", expected_rows + 1);
+            let error = if extended {
+                within("execute", client.execute(&insert, &[]))
+                    .await
+                    .expect_err("the session is dropped")
+            } else {
+                within("batch", client.batch_execute(&insert))
+                    .await
+                    .expect_err("the session is dropped")
+            };
+            assert!(eventually(Duration::from_secs(5), || client.is_closed()).await);
+            assert_connection_lost(&client, &error);
+            if applied {
+                expected_rows += 1;
+            }
+            assert_eq!(
+                count(&setup, &table).await,
+                expected_rows,
+                "{when:?}, extended: {extended}"
+            );
+        }
+    }
+    // The knob fires once.
+    let client = connect(&local, "admin").await.expect("connects");
+    within(
+        "insert",
+        client.batch_execute(&format!("INSERT INTO {table} VALUES (100)")),
+    )
+    .await
+    .expect("insert");
+    let stats = local.stats();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let s = stats.snapshot();
+            s.statement_drops == 4 && s.sessions_dropped_by_faults == 4
+        })
+        .await,
+        "{:?}",
+        stats.snapshot()
+    );
+    setup
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .expect("drop");
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_next_authentications_can_be_refused() {
+    let local = start(DsqlLocal::builder()).await;
+    local.faults().refuse_next_auths(2);
+    for _ in 0..2 {
+        let error = match connect(&local, "admin").await {
+            Ok(_) => panic!("authentication was not refused"),
+            Err(e) => e,
+        };
+        let db = db_error(&error);
+        assert_eq!(db.code().code(), catalog::ACCESS_DENIED.code);
+        assert_eq!(db.message(), catalog::ACCESS_DENIED.message);
+        assert!(
+            db.hint().is_some_and(|h| h.starts_with("User: arn:aws:iam::")
+                && h.contains("is not authorized to perform: dsql:DbConnectAdmin")),
+            "{db:?}"
+        );
+    }
+    connect(&local, "admin")
+        .await
+        .expect("the third authentication succeeds");
+    let stats = local.stats().snapshot();
+    assert_eq!(stats.auths_refused_by_count, 2);
+    assert_eq!(stats.refused.get(RefusalReason::FaultInjected), 2);
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_next_connects_can_be_throttled() {
+    let local = start(DsqlLocal::builder()).await;
+    local.faults().throttle_next_connects(2);
+    for _ in 0..2 {
+        let error = match connect(&local, "admin").await {
+            Ok(_) => panic!("the connection was not throttled"),
+            Err(e) => e,
+        };
+        let db = db_error(&error);
+        assert_eq!(db.code().code(), catalog::RATE_EXCEEDED.code);
+        assert_eq!(db.message(), catalog::RATE_EXCEEDED.message);
+    }
+    connect(&local, "admin")
+        .await
+        .expect("the third connection is accepted");
+    let stats = local.stats().snapshot();
+    assert_eq!(stats.connects_throttled_by_count, 2);
+    assert_eq!(stats.refused.get(RefusalReason::RateExceeded), 2);
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn clear_turns_the_count_based_knobs_off() {
+    let local = start(DsqlLocal::builder()).await;
+    let faults = local.faults();
+    faults.fail_statement(1);
+    faults.drop_at_statement(1, StatementDrop::BeforeForwarding);
+    faults.refuse_next_auths(1);
+    faults.throttle_next_connects(1);
+    faults.clear();
+    let client = connect(&local, "admin").await.expect("connects");
+    within("select", client.batch_execute("SELECT 1"))
+        .await
+        .expect("statement runs");
+    let stats = local.stats().snapshot();
+    assert_eq!(
+        (
+            stats.statements_failed,
+            stats.statement_drops,
+            stats.auths_refused_by_count,
+            stats.connects_throttled_by_count
+        ),
+        (0, 0, 0, 0)
+    );
     local.shutdown().await;
 }

@@ -1,264 +1,24 @@
-//! Configuration: endpoint, upstream, access keys and every limit, with DSQL's
-//! defaults.
+//! [`LocalConfigBuilder`]: every setting with DSQL's default, validated by
+//! [`build`](LocalConfigBuilder::build).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use dsql_auth::Endpoint;
 use dsql_auth::clock::{SharedClock, SystemClock};
 
-use crate::StartError;
-use crate::error::ConfigError;
+use super::{
+    AccessKey, DEFAULT_CLUSTER_ID, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REGION,
+    DEFAULT_SESSION_LIFETIME, DEFAULT_TRANSACTION_TIMEOUT, DEFAULT_UPSTREAM,
+    DEFAULT_UPSTREAM_CONNECT_TIMEOUT, LocalConfig, RateLimit,
+};
+use crate::error::{ConfigError, StartError};
 use crate::server::DsqlLocal;
 use crate::upstream::UpstreamTarget;
-
-/// Cluster id of the default endpoint host (26 lowercase letters and digits).
-pub const DEFAULT_CLUSTER_ID: &str = "dsqllocal00000000000000000";
-/// Region of the default endpoint.
-pub const DEFAULT_REGION: &str = "us-east-1";
-/// Upstream PostgreSQL when none is configured.
-pub const DEFAULT_UPSTREAM: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// Access key id of the built-in test key. It is public: never use it for
-/// anything but `dsql-local`.
-pub const DEFAULT_ACCESS_KEY_ID: &str = "AKIDLOCAL";
-/// Secret of the built-in test key (public, like [`DEFAULT_ACCESS_KEY_ID`]).
-pub const DEFAULT_SECRET_ACCESS_KEY: &str = "dsql-local/test/secret/not-a-real-aws-key";
-/// DSQL closes a session after 60 minutes.
-pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
-/// DSQL aborts a transaction open longer than 5 minutes.
-pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(300);
-/// DSQL accepts at most 10,000 connections per cluster.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// DSQL's connection rate: 100 new connections per second…
-pub const DEFAULT_CONNECTION_RATE: f64 = 100.0;
-/// …with bursts of up to 1,000.
-pub const DEFAULT_CONNECTION_BURST: u32 = 1_000;
-/// Time a client has to finish TLS, startup and authentication.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time allowed to connect to and authenticate with the upstream PostgreSQL.
-pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An AWS access key that `dsql-local` accepts: its id, secret and, for
-/// temporary credentials, the session token that tokens must carry.
-///
-/// `Debug` shows the access key id only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessKey {
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: Option<String>,
-}
-
-impl AccessKey {
-    /// Long-term credentials: an access key id and its secret.
-    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
-        Self {
-            access_key_id: access_key_id.into(),
-            secret_access_key: secret_access_key.into(),
-            session_token: None,
-        }
-    }
-
-    /// Temporary credentials: tokens must carry this `X-Amz-Security-Token`.
-    pub fn with_session_token(mut self, session_token: impl Into<String>) -> Self {
-        self.session_token = Some(session_token.into());
-        self
-    }
-
-    /// The built-in test key ([`DEFAULT_ACCESS_KEY_ID`]).
-    pub fn default_test_key() -> Self {
-        Self::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY)
-    }
-
-    /// The access key id.
-    pub fn access_key_id(&self) -> &str {
-        &self.access_key_id
-    }
-
-    /// The secret access key.
-    pub fn secret_access_key(&self) -> &str {
-        &self.secret_access_key
-    }
-
-    /// The session token of temporary credentials.
-    pub fn session_token(&self) -> Option<&str> {
-        self.session_token.as_deref()
-    }
-
-    /// These keys as AWS SDK credentials, to sign tokens with (for example
-    /// with `dsql_auth::SigningProvider`).
-    pub fn credentials(&self) -> Credentials {
-        Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            self.session_token.clone(),
-            None,
-            "dsql-local",
-        )
-    }
-}
-
-impl fmt::Debug for AccessKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessKey")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
-/// A token bucket for new connections: `per_second` tokens are added each
-/// second up to `burst`; each connection takes one.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RateLimit {
-    /// Refill rate, in connections per second.
-    pub per_second: f64,
-    /// Bucket size: the largest burst of connections accepted at once.
-    pub burst: u32,
-}
-
-impl RateLimit {
-    /// A bucket refilled at `per_second` that holds up to `burst` tokens.
-    pub fn new(per_second: f64, burst: u32) -> Self {
-        Self { per_second, burst }
-    }
-}
-
-impl Default for RateLimit {
-    /// DSQL's: 100 per second, burst 1,000.
-    fn default() -> Self {
-        Self::new(DEFAULT_CONNECTION_RATE, DEFAULT_CONNECTION_BURST)
-    }
-}
-
-/// Everything `dsql-local` needs to run. Build it with
-/// [`LocalConfig::builder`] (or [`DsqlLocal::builder`]).
-#[derive(Clone)]
-pub struct LocalConfig {
-    pub(crate) listen: SocketAddr,
-    pub(crate) endpoint: Endpoint,
-    pub(crate) upstream: UpstreamTarget,
-    pub(crate) role_map: BTreeMap<String, String>,
-    pub(crate) upstream_database: Option<String>,
-    pub(crate) access_keys: Vec<AccessKey>,
-    pub(crate) allow_unknown_access_keys: bool,
-    pub(crate) clock: SharedClock,
-    pub(crate) session_lifetime: Duration,
-    pub(crate) transaction_timeout: Duration,
-    pub(crate) max_connections: usize,
-    pub(crate) connection_rate: Option<RateLimit>,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) upstream_connect_timeout: Duration,
-    pub(crate) ca_dir: Option<PathBuf>,
-    pub(crate) server_names: Vec<String>,
-}
-
-impl LocalConfig {
-    /// A builder with DSQL's defaults.
-    pub fn builder() -> LocalConfigBuilder {
-        LocalConfigBuilder::default()
-    }
-
-    /// The address to listen on.
-    pub fn listen(&self) -> SocketAddr {
-        self.listen
-    }
-
-    /// The endpoint: host name (certificate, SNI, tokens) and region.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    /// The upstream URL, without its password.
-    pub fn upstream(&self) -> String {
-        self.upstream.redacted_url()
-    }
-
-    /// The upstream role a client role maps to.
-    pub fn upstream_role(&self, client_role: &str) -> &str {
-        self.role_map
-            .get(client_role)
-            .map_or(self.upstream.user.as_str(), String::as_str)
-    }
-
-    /// The accepted access keys.
-    pub fn access_keys(&self) -> &[AccessKey] {
-        &self.access_keys
-    }
-
-    /// Whether tokens signed with unknown access keys are accepted without
-    /// checking their signature.
-    pub fn allow_unknown_access_keys(&self) -> bool {
-        self.allow_unknown_access_keys
-    }
-
-    /// The session lifetime.
-    pub fn session_lifetime(&self) -> Duration {
-        self.session_lifetime
-    }
-
-    /// The transaction timeout.
-    pub fn transaction_timeout(&self) -> Duration {
-        self.transaction_timeout
-    }
-
-    /// The maximum number of open connections.
-    pub fn max_connections(&self) -> usize {
-        self.max_connections
-    }
-
-    /// The connection-rate token bucket, if any.
-    pub fn connection_rate(&self) -> Option<RateLimit> {
-        self.connection_rate
-    }
-
-    /// The time a client has to finish TLS, startup and authentication.
-    pub fn handshake_timeout(&self) -> Duration {
-        self.handshake_timeout
-    }
-
-    /// The time allowed to connect to the upstream PostgreSQL.
-    pub fn upstream_connect_timeout(&self) -> Duration {
-        self.upstream_connect_timeout
-    }
-
-    /// The directory holding a persistent CA, if any.
-    pub fn ca_dir(&self) -> Option<&Path> {
-        self.ca_dir.as_deref()
-    }
-}
-
-impl fmt::Debug for LocalConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalConfig")
-            .field("listen", &self.listen)
-            .field("endpoint", &self.endpoint.host())
-            .field("region", &self.endpoint.region())
-            .field("upstream", &self.upstream.redacted_url())
-            .field("role_map", &self.role_map)
-            .field("upstream_database", &self.upstream_database)
-            .field("access_keys", &self.access_keys)
-            .field("allow_unknown_access_keys", &self.allow_unknown_access_keys)
-            .field("session_lifetime", &self.session_lifetime)
-            .field("transaction_timeout", &self.transaction_timeout)
-            .field("max_connections", &self.max_connections)
-            .field("connection_rate", &self.connection_rate)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("upstream_connect_timeout", &self.upstream_connect_timeout)
-            .field("ca_dir", &self.ca_dir)
-            .field("server_names", &self.server_names)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Builds a [`LocalConfig`], or starts a [`DsqlLocal`] directly with
 /// [`start`](Self::start). Every setting has DSQL's default.
@@ -364,7 +124,7 @@ impl LocalConfigBuilder {
         self
     }
 
-    /// Does not accept the built-in test key ([`DEFAULT_ACCESS_KEY_ID`]).
+    /// Does not accept the built-in test key ([`DEFAULT_ACCESS_KEY_ID`](crate::DEFAULT_ACCESS_KEY_ID)).
     pub fn without_default_key(mut self) -> Self {
         self.default_key = false;
         self
@@ -470,13 +230,13 @@ impl LocalConfigBuilder {
             access_keys.push(AccessKey::default_test_key());
         }
         for key in self.access_keys {
-            if key.access_key_id.is_empty() || key.secret_access_key.is_empty() {
+            if key.access_key_id().is_empty() || key.secret_access_key().is_empty() {
                 return Err(ConfigError::invalid(
                     "access_key",
                     "an empty access key id or secret",
                 ));
             }
-            access_keys.retain(|k: &AccessKey| k.access_key_id != key.access_key_id);
+            access_keys.retain(|k: &AccessKey| k.access_key_id() != key.access_key_id());
             access_keys.push(key);
         }
         if access_keys.is_empty() && !self.allow_unknown_access_keys {
@@ -560,69 +320,5 @@ impl fmt::Debug for LocalConfigBuilder {
             .field("max_connections", &self.max_connections)
             .field("connection_rate", &self.connection_rate)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_dsqls() {
-        let config = LocalConfig::builder().build().expect("defaults are valid");
-        assert_eq!(
-            config.endpoint().host(),
-            "dsqllocal00000000000000000.dsql.us-east-1.on.aws"
-        );
-        assert_eq!(DEFAULT_CLUSTER_ID.len(), dsql_auth::CLUSTER_ID_LEN);
-        assert_eq!(config.endpoint().region(), "us-east-1");
-        assert_eq!(config.session_lifetime(), Duration::from_secs(3600));
-        assert_eq!(config.transaction_timeout(), Duration::from_secs(300));
-        assert_eq!(config.max_connections(), 10_000);
-        assert_eq!(config.connection_rate(), Some(RateLimit::new(100.0, 1000)));
-        assert_eq!(config.upstream_role("admin"), "postgres");
-        assert_eq!(config.access_keys()[0].access_key_id(), DEFAULT_ACCESS_KEY_ID);
-        assert!(!format!("{config:?}").contains(DEFAULT_SECRET_ACCESS_KEY));
-    }
-
-    #[test]
-    fn localhost_endpoint_takes_the_region() {
-        let config = LocalConfig::builder()
-            .endpoint_host("localhost")
-            .region("eu-west-1")
-            .build()
-            .expect("valid");
-        assert_eq!(config.endpoint().host(), "localhost");
-        assert_eq!(config.endpoint().region(), "eu-west-1");
-        let config = LocalConfig::builder()
-            .endpoint_host("localhost")
-            .build()
-            .expect("valid");
-        assert_eq!(config.endpoint().region(), "us-east-1");
-    }
-
-    #[test]
-    fn invalid_settings_are_named() {
-        let err = LocalConfig::builder()
-            .max_connections(0)
-            .build()
-            .expect_err("invalid");
-        assert!(err.to_string().contains("max_connections"), "{err}");
-        let err = LocalConfig::builder()
-            .connection_rate(RateLimit::new(0.0, 1))
-            .build()
-            .expect_err("invalid");
-        assert!(err.to_string().contains("connection_rate"), "{err}");
-        let err = LocalConfig::builder()
-            .upstream("mysql://x")
-            .build()
-            .expect_err("invalid");
-        assert!(err.to_string().contains("upstream"), "{err}");
-        let err = LocalConfig::builder()
-            .endpoint_host("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws")
-            .region("eu-west-1")
-            .build()
-            .expect_err("invalid");
-        assert!(matches!(err, ConfigError::Endpoint(_)), "{err}");
     }
 }

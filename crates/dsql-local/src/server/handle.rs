@@ -1,67 +1,30 @@
-//! The listener, the accept loop, each connection's life, and the
-//! [`DsqlLocal`] handle.
+//! [`DsqlLocal`]: starts the server, tells clients how to connect (client
+//! configuration, URL, libpq string, tokens), hands out the fault and stats
+//! handles, and shuts down.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
 
 use aws_credential_types::Credentials;
 use dsql_auth::clock::SharedClock;
 use dsql_auth::{Action, DsqlConfig, Endpoint};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::timeout;
-use tokio_rustls::TlsAcceptor;
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::catalog;
+use super::{ServerCtx, accept_loop};
 use crate::config::{AccessKey, LocalConfig, LocalConfigBuilder};
 use crate::error::StartError;
 use crate::faults::Faults;
-use crate::handshake::{self, Outcome};
-use crate::limits::{ConnectionLimit, ConnectionSlot, RateLimiter};
-use crate::protocol::{self, ErrorResponse};
+use crate::limits::{ConnectionLimit, RateLimiter};
 use crate::registry::Registry;
-use crate::relay::{self, SessionEnd};
-use crate::stats::{GaugeGuard, RefusalReason, Stats, bump};
+use crate::stats::Stats;
 use crate::tls;
 use crate::token::{SignError, TokenRequest, Verifier, sign_token};
-use crate::upstream::{self, UpstreamError};
-
-/// How long shutdown waits for connections to close before aborting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Everything a connection needs, shared by all of them.
-pub(crate) struct ServerCtx {
-    pub(crate) config: LocalConfig,
-    pub(crate) tls: TlsAcceptor,
-    pub(crate) verifier: Verifier,
-    pub(crate) stats: Stats,
-    pub(crate) faults: Faults,
-    pub(crate) registry: Arc<Registry>,
-    connections: Arc<ConnectionLimit>,
-    rate: Option<RateLimiter>,
-    next_connection: AtomicU64,
-}
-
-impl ServerCtx {
-    /// Admission at accept time: a rate token, then a connection slot.
-    fn admit(&self) -> Result<ConnectionSlot, RefusalReason> {
-        if let Some(rate) = &self.rate
-            && !rate.try_acquire()
-        {
-            return Err(RefusalReason::RateExceeded);
-        }
-        self.connections
-            .try_acquire()
-            .ok_or(RefusalReason::TooManyConnections)
-    }
-}
 
 /// A running DSQL-compatible endpoint.
 ///
@@ -322,160 +285,4 @@ fn remove_dir(dir: Option<&Path>) {
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
     }
-}
-
-async fn accept_loop(listener: TcpListener, ctx: Arc<ServerCtx>, mut shutdown: watch::Receiver<bool>) {
-    let mut paused = ctx.faults.paused();
-    let mut tasks = JoinSet::new();
-    let for_tasks = shutdown.clone();
-    loop {
-        if *paused.borrow_and_update() {
-            tokio::select! {
-                () = stopped(&mut shutdown) => break,
-                _ = paused.changed() => continue,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-            }
-        }
-        tokio::select! {
-            () = stopped(&mut shutdown) => break,
-            _ = paused.changed() => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tasks.spawn(connection(tcp, peer, Arc::clone(&ctx), for_tasks.clone()));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off a little.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-    }
-    tracing::info!("dsql-local stopped");
-}
-
-async fn connection(tcp: TcpStream, peer: SocketAddr, ctx: Arc<ServerCtx>, shutdown: watch::Receiver<bool>) {
-    let id = ctx.next_connection.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!(
-        "connection",
-        id,
-        %peer,
-        user = tracing::field::Empty,
-        database = tracing::field::Empty,
-    );
-    serve(tcp, &ctx, shutdown).instrument(span).await;
-}
-
-async fn serve(tcp: TcpStream, ctx: &ServerCtx, mut shutdown: watch::Receiver<bool>) {
-    let counters = &ctx.stats.counters;
-    bump(&counters.accepted);
-    let _connection = GaugeGuard::new(&counters.current_connections);
-    let _ = tcp.set_nodelay(true);
-    let admission = ctx.admit();
-    let refusal = admission.as_ref().err().copied();
-
-    let handshake = tokio::select! {
-        () = stopped(&mut shutdown) => return,
-        result = timeout(ctx.config.handshake_timeout, handshake::handshake(tcp, ctx, refusal)) => result,
-    };
-    let mut client = match handshake {
-        Ok(Ok(Outcome::Session(client))) => client,
-        Ok(Ok(Outcome::Done)) => return,
-        Ok(Err(e)) => {
-            bump(&counters.handshakes_failed);
-            tracing::debug!(error = %e, "handshake failed");
-            return;
-        }
-        Err(_) => {
-            bump(&counters.handshakes_failed);
-            tracing::debug!("handshake timed out");
-            return;
-        }
-    };
-
-    let role = ctx.config.upstream_role(&client.user).to_owned();
-    let database = ctx
-        .config
-        .upstream_database
-        .clone()
-        .or_else(|| client.startup.param("database").map(str::to_owned))
-        .unwrap_or_else(|| ctx.config.upstream.database.clone());
-    tracing::Span::current().record("database", database.as_str());
-    let connect = upstream::connect(&ctx.config.upstream, &role, &database, &client.startup.params);
-    let upstream = tokio::select! {
-        () = stopped(&mut shutdown) => return,
-        result = timeout(ctx.config.upstream_connect_timeout, connect) => {
-            result.unwrap_or(Err(UpstreamError::Timeout))
-        }
-    };
-    let upstream = match upstream {
-        Ok(upstream) => upstream,
-        Err(e) => {
-            counters.refused(RefusalReason::Upstream);
-            tracing::warn!(error = %e, role, database, "upstream session failed");
-            let result = match &e {
-                UpstreamError::Refused { error } => {
-                    async {
-                        client.tls.write_all(error).await?;
-                        client.tls.flush().await
-                    }
-                    .await
-                }
-                _ => {
-                    let detail = e.to_string();
-                    ErrorResponse::from_catalog(&catalog::UPSTREAM_UNAVAILABLE)
-                        .detail(&detail)
-                        .send(&mut client.tls)
-                        .await
-                }
-            };
-            if result.is_ok() {
-                let _ = timeout(Duration::from_millis(200), client.tls.shutdown()).await;
-            }
-            return;
-        }
-    };
-
-    let mut greeting = Vec::with_capacity(upstream.greeting.len() + 9);
-    protocol::put_auth_request(&mut greeting, 0);
-    greeting.extend_from_slice(&upstream.greeting);
-    let sent = async {
-        client.tls.write_all(&greeting).await?;
-        client.tls.flush().await
-    };
-    if let Err(e) = sent.await {
-        tracing::debug!(error = %e, "client gone before the session started");
-        return;
-    }
-    let registration = ctx.registry.register(upstream.backend_key);
-    bump(&counters.sessions_opened);
-    let _session = GaugeGuard::new(&counters.current_sessions);
-    tracing::debug!(
-        role,
-        access_key_id = %client.verified.access_key_id,
-        action = %client.verified.action,
-        "session started"
-    );
-    let client = *client;
-    let end = relay::run(client.tls, upstream, ctx, &registration.ctl, &mut shutdown).await;
-    match &end {
-        SessionEnd::Expired => bump(&counters.sessions_expired),
-        SessionEnd::Killed | SessionEnd::DroppedAtCommit => bump(&counters.sessions_dropped_by_faults),
-        SessionEnd::Failed(reason) => tracing::debug!(reason, "session failed"),
-        _ => {}
-    }
-    tracing::debug!(?end, "session ended");
-    drop(admission);
-}
-
-/// Completes when `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -1,5 +1,18 @@
 //! Faults on demand: dropped sessions, refused authentication, injected
-//! conflicts, latency, paused accepting.
+//! conflicts and statement failures, throttled connects, latency, paused
+//! accepting.
+//!
+//! - this module: the public [`Faults`] handle and its knobs;
+//! - [`countdown`]: the count-based knobs, which fire once at the n-th event
+//!   counted from the moment they are set (deterministic, for property-based
+//!   tests that shrink);
+//! - [`triggers`]: what the server and the relay ask at each connection,
+//!   authentication, message and statement.
+
+mod countdown;
+#[cfg(test)]
+mod tests;
+mod triggers;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -10,6 +23,8 @@ use rand::seq::IndexedRandom;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use self::countdown::Countdowns;
+pub(crate) use self::countdown::StatementFault;
 use crate::registry::Registry;
 
 /// Added latency, applied to messages from clients before they are relayed.
@@ -33,6 +48,17 @@ pub enum CommitDrop {
     AfterForwarding,
 }
 
+/// When the session is cut at the n-th statement
+/// ([`Faults::drop_at_statement`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatementDrop {
+    /// Before the statement reaches the upstream: it never ran.
+    BeforeForwarding,
+    /// After the upstream completed the statement (in autocommit: committed
+    /// it), before its reply reaches the client, who sees a lost connection.
+    AfterCompletion,
+}
+
 const LATENCY_NONE: u8 = 0;
 const LATENCY_MESSAGE: u8 = 1;
 const LATENCY_QUERY: u8 = 2;
@@ -49,6 +75,7 @@ pub(crate) struct FaultState {
     latency_kind: AtomicU8,
     latency_nanos: AtomicU64,
     commit_drop: AtomicU8,
+    countdowns: Countdowns,
 }
 
 /// Injects faults into a running [`DsqlLocal`](crate::DsqlLocal); clones
@@ -57,7 +84,7 @@ pub(crate) struct FaultState {
 /// ```no_run
 /// # async fn example(local: dsql_local::DsqlLocal) {
 /// use std::time::Duration;
-/// use dsql_local::{CommitDrop, Latency};
+/// use dsql_local::{CommitDrop, Latency, StatementDrop};
 ///
 /// let faults = local.faults();
 /// faults.inject_commit_conflicts(0.5); // half the COMMITs fail with OC000
@@ -65,6 +92,10 @@ pub(crate) struct FaultState {
 /// faults.drop_at_next_commit(CommitDrop::AfterForwarding);
 /// faults.refuse_auth_for(Duration::from_secs(2));
 /// faults.drop_sessions(0.25);
+/// faults.fail_statement(3); // the third statement from now fails with OC000
+/// faults.drop_at_statement(2, StatementDrop::AfterCompletion);
+/// faults.refuse_next_auths(1);
+/// faults.throttle_next_connects(2);
 /// faults.clear();
 /// # }
 /// ```
@@ -84,6 +115,7 @@ impl Faults {
                 latency_kind: AtomicU8::new(LATENCY_NONE),
                 latency_nanos: AtomicU64::new(0),
                 commit_drop: AtomicU8::new(DROP_NONE),
+                countdowns: Countdowns::default(),
             }),
         }
     }
@@ -193,54 +225,58 @@ impl Faults {
         self.state.commit_drop.store(value, Ordering::Release);
     }
 
+    /// Fails the `n`-th statement (1-based) the endpoint receives from now
+    /// on, in any session, once: it is not executed and the client gets
+    /// `40001` with [`catalog::CHANGE_CONFLICT`](crate::catalog::CHANGE_CONFLICT)'s
+    /// message. A statement is a simple-protocol `Query` message (however
+    /// many statements its text holds) or an extended-protocol `Execute`;
+    /// `Parse`, `Bind`, `Describe` and `Sync` are not counted, nor is what the
+    /// relay sends on its own. Zero turns the knob off.
+    ///
+    /// As in PostgreSQL and DSQL: inside an explicit transaction the
+    /// transaction is aborted (later statements get `25P02`, and its `COMMIT`
+    /// rolls back); in autocommit nothing is applied and the session goes on.
+    /// A `COMMIT` of an open transaction fails like an
+    /// [injected conflict](Self::inject_commit_conflicts): it is rolled back
+    /// and the transaction is over. Over the extended protocol, the rest of
+    /// the client's batch up to its `Sync` is skipped, as after any error; the
+    /// relay then runs a simple query upstream, which discards the unnamed
+    /// prepared statement.
+    pub fn fail_statement(&self, n: u64) {
+        self.state.countdowns.fail_statement(n);
+    }
+
+    /// Cuts the session of the `n`-th statement (1-based, counted as in
+    /// [`fail_statement`](Self::fail_statement)) from now on, once: both
+    /// connections are closed at the moment `when` says. Zero turns the knob
+    /// off. When both statement knobs pick the same statement, the drop wins.
+    pub fn drop_at_statement(&self, n: u64, when: StatementDrop) {
+        self.state.countdowns.drop_at_statement(n, when);
+    }
+
+    /// Refuses the next `n` authentications that would otherwise succeed, as
+    /// [`refuse_auth_for`](Self::refuse_auth_for) does (`08006`, DSQL's
+    /// "not authorized" hint); zero turns the knob off.
+    pub fn refuse_next_auths(&self, n: u64) {
+        self.state.countdowns.refuse_next_auths(n);
+    }
+
+    /// Refuses the next `n` connection attempts (TCP connections accepted)
+    /// with [`catalog::RATE_EXCEEDED`](crate::catalog::RATE_EXCEEDED)
+    /// (`53400`), as the connection-rate limiter does, without taking a token
+    /// from its bucket; zero turns the knob off.
+    pub fn throttle_next_connects(&self, n: u64) {
+        self.state.countdowns.throttle_next_connects(n);
+    }
+
     /// Turns every fault off (and resumes accepting).
     pub fn clear(&self) {
+        self.state.countdowns.clear();
         self.stop_refusing_auth();
         self.inject_commit_conflicts(0.0);
         self.clear_latency();
         self.resume_accepting();
         self.state.commit_drop.store(DROP_NONE, Ordering::Release);
-    }
-
-    // ---- used by the server ----
-
-    pub(crate) fn paused(&self) -> watch::Receiver<bool> {
-        self.state.paused.subscribe()
-    }
-
-    pub(crate) fn refusing_auth(&self) -> bool {
-        let until = *self
-            .state
-            .refuse_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        until.is_some_and(|until| Instant::now() < until)
-    }
-
-    /// The delay to apply before relaying a client message with `tag`.
-    pub(crate) fn latency_for(&self, tag: u8) -> Option<Duration> {
-        let kind = self.state.latency_kind.load(Ordering::Acquire);
-        let applies = match kind {
-            LATENCY_MESSAGE => true,
-            LATENCY_QUERY => matches!(tag, b'Q' | b'S'),
-            _ => false,
-        };
-        applies.then(|| Duration::from_nanos(self.state.latency_nanos.load(Ordering::Relaxed)))
-    }
-
-    /// Takes the pending commit drop, if any.
-    pub(crate) fn take_commit_drop(&self) -> Option<CommitDrop> {
-        match self.state.commit_drop.swap(DROP_NONE, Ordering::AcqRel) {
-            DROP_BEFORE => Some(CommitDrop::BeforeForwarding),
-            DROP_AFTER => Some(CommitDrop::AfterForwarding),
-            _ => None,
-        }
-    }
-
-    /// Whether this `COMMIT` gets an injected conflict.
-    pub(crate) fn roll_conflict(&self) -> bool {
-        let p = f64::from_bits(self.state.conflict_probability.load(Ordering::Relaxed));
-        p > 0.0 && (p >= 1.0 || rand::random::<f64>() < p)
     }
 }
 
@@ -255,42 +291,7 @@ impl fmt::Debug for Faults {
             )
             .field("latency_kind", &self.state.latency_kind.load(Ordering::Relaxed))
             .field("commit_drop", &self.state.commit_drop.load(Ordering::Relaxed))
+            .field("countdowns", &self.state.countdowns)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conflicts_are_injected_with_the_probability() {
-        let faults = Faults::new(Arc::new(Registry::default()));
-        faults.inject_commit_conflicts(0.5);
-        let conflicts = (0..1000).filter(|_| faults.roll_conflict()).count();
-        assert!((350..650).contains(&conflicts), "{conflicts}");
-        faults.inject_commit_conflicts(f64::NAN);
-        assert!(!faults.roll_conflict());
-    }
-
-    #[test]
-    fn knobs_set_and_clear() {
-        let faults = Faults::new(Arc::new(Registry::default()));
-        assert!(!faults.roll_conflict());
-        faults.inject_commit_conflicts(1.0);
-        assert!(faults.roll_conflict());
-        faults.set_latency(Latency::PerQuery(Duration::from_millis(5)));
-        assert_eq!(faults.latency_for(b'Q'), Some(Duration::from_millis(5)));
-        assert_eq!(faults.latency_for(b'P'), None);
-        faults.drop_at_next_commit(CommitDrop::AfterForwarding);
-        assert_eq!(faults.take_commit_drop(), Some(CommitDrop::AfterForwarding));
-        assert_eq!(faults.take_commit_drop(), None);
-        faults.pause_accepting();
-        assert!(faults.is_paused());
-        faults.refuse_auth_for(Duration::from_secs(60));
-        assert!(faults.refusing_auth());
-        faults.clear();
-        assert!(!faults.is_paused() && !faults.refusing_auth() && !faults.roll_conflict());
-        assert_eq!(faults.latency_for(b'Q'), None);
     }
 }

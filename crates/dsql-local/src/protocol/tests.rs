@@ -1,0 +1,74 @@
+use super::*;
+
+#[test]
+fn error_response_round_trips() {
+    let mut out = Vec::new();
+    let mut error = ErrorResponse::from_catalog(&crate::catalog::ACCESS_DENIED);
+    error.hint = Some("Signature expired");
+    error.encode(&mut out);
+    assert_eq!(out[0], b'E');
+    let len = u32::from_be_bytes([out[1], out[2], out[3], out[4]]) as usize;
+    assert_eq!(len + 1, out.len());
+    let body = &out[5..];
+    assert_eq!(error_field(body, b'S'), Some(&b"FATAL"[..]));
+    assert_eq!(error_field(body, b'V'), Some(&b"FATAL"[..]));
+    assert_eq!(error_field(body, b'C'), Some(&b"08006"[..]));
+    assert_eq!(
+        error_field(body, b'M'),
+        Some(&b"unable to accept connection, access denied"[..])
+    );
+    assert_eq!(error_field(body, b'H'), Some(&b"Signature expired"[..]));
+    assert_eq!(error_field(body, b'D'), None);
+}
+
+#[test]
+fn frames_split_across_reads() {
+    let mut reader = FrameReader::new();
+    let mut wire = Vec::new();
+    put_query(&mut wire, "SELECT 1");
+    put_ready_for_query(&mut wire, b'I');
+    reader.push_bytes(&wire[..3]);
+    assert!(reader.next_frame().expect("valid").is_none());
+    reader.push_bytes(&wire[3..]);
+    let q = reader.next_frame().expect("valid").expect("complete");
+    assert_eq!(q.tag, b'Q');
+    assert_eq!(cstr(reader.body(&q)).map(|(s, _)| s), Some(&b"SELECT 1"[..]));
+    let z = reader.next_frame().expect("valid").expect("complete");
+    assert_eq!((z.tag, reader.body(&z)), (b'Z', &b"I"[..]));
+    assert!(reader.next_frame().expect("valid").is_none());
+    assert!(!reader.has_partial());
+}
+
+#[test]
+fn bad_lengths_are_errors() {
+    let mut reader = FrameReader::new();
+    reader.push_bytes(&[b'Q', 0, 0, 0, 2]);
+    assert!(matches!(reader.next_frame(), Err(ProtocolError::BadLength(2))));
+}
+
+#[tokio::test]
+async fn startup_packets_parse() {
+    let wire = startup_message([("user", "admin"), ("database", "postgres")]);
+    let Ok(StartupPacket::Startup(msg)) = read_startup(&mut &wire[..]).await else {
+        panic!("not a startup message");
+    };
+    assert_eq!(msg.version, PROTOCOL_3_0);
+    assert_eq!(msg.param("user"), Some("admin"));
+    assert_eq!(msg.param("database"), Some("postgres"));
+
+    let mut ssl = 8_u32.to_be_bytes().to_vec();
+    ssl.extend_from_slice(&SSL_REQUEST.to_be_bytes());
+    assert!(matches!(
+        read_startup(&mut &ssl[..]).await,
+        Ok(StartupPacket::Ssl)
+    ));
+
+    let mut cancel = 16_u32.to_be_bytes().to_vec();
+    cancel.extend_from_slice(&CANCEL_REQUEST.to_be_bytes());
+    cancel.extend_from_slice(&7_i32.to_be_bytes());
+    cancel.extend_from_slice(&(-9_i32).to_be_bytes());
+    assert!(matches!(
+        read_startup(&mut &cancel[..]).await,
+        Ok(StartupPacket::Cancel { pid: 7, secret: -9 })
+    ));
+}

@@ -1,0 +1,188 @@
+//! Client → upstream: reads the client's messages, forwards them in batches,
+//! and queues a [`Pending`] entry for every request that ends in a
+//! `ReadyForQuery`.
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::sleep;
+
+use super::commit::{CommitTracker, is_commit};
+use super::{ConflictKind, Flow, Pending, SessionEnd, State, sleep_until_opt};
+use crate::protocol::{self, Frame, FrameReader};
+use crate::server::ServerCtx;
+
+/// Client → upstream.
+pub(super) struct ClientSide<'a> {
+    pub(super) ctx: &'a ServerCtx,
+    pub(super) state: &'a State,
+    pub(super) reader: FrameReader,
+    /// Bytes to write upstream at the end of this batch.
+    pub(super) out: Vec<u8>,
+    /// Inside an extended-protocol batch (since the last `Sync`).
+    pub(super) batch_open: bool,
+    /// Drop client messages until `Sync` (an injected conflict or failure
+    /// replaced an `Execute`).
+    pub(super) discard_until_sync: bool,
+    /// At the next `Sync`, send `Sync` + `ROLLBACK` for an injected conflict.
+    pub(super) conflict_at_sync: Option<ConflictKind>,
+    /// At the next `Sync`, fail the batch (a failed `Execute`).
+    pub(super) fail_at_sync: bool,
+    /// What to do with the reply to the next `Sync`.
+    pub(super) sync_action: Option<Pending>,
+    /// Which prepared statements and portals are a `COMMIT`.
+    commits: CommitTracker,
+}
+
+impl<'a> ClientSide<'a> {
+    pub(super) fn new(ctx: &'a ServerCtx, state: &'a State) -> Self {
+        Self {
+            ctx,
+            state,
+            reader: FrameReader::new(),
+            out: Vec::with_capacity(16 * 1024),
+            batch_open: false,
+            discard_until_sync: false,
+            conflict_at_sync: None,
+            fail_at_sync: false,
+            sync_action: None,
+            commits: CommitTracker::default(),
+        }
+    }
+
+    pub(super) async fn run<R, W>(&mut self, client: &mut R, upstream: &mut W) -> SessionEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            let deadline = self.transaction_deadline();
+            tokio::select! {
+                read = self.reader.fill(client) => match read {
+                    Ok(0) => return SessionEnd::ClientClosed,
+                    Ok(_) => {}
+                    Err(e) => return SessionEnd::Failed(format!("client read: {e}")),
+                },
+                () = sleep_until_opt(deadline) => self.check_transaction_age(),
+                () = self.state.wake_client_side.notified() => {}
+            }
+            if let Some(end) = self.process(upstream).await {
+                return end;
+            }
+        }
+    }
+
+    pub(super) fn push(&self, pending: Pending) {
+        self.state.lock().pending.push_back(pending);
+    }
+
+    /// Handles every complete message in the buffer, then writes the batch.
+    async fn process<W: AsyncWrite + Unpin>(&mut self, upstream: &mut W) -> Option<SessionEnd> {
+        let mut end = None;
+        loop {
+            let frame = match self.reader.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    end = Some(SessionEnd::Failed(format!("client protocol: {e}")));
+                    break;
+                }
+            };
+            if let Some(delay) = self.ctx.faults.latency_for(frame.tag) {
+                sleep(delay).await;
+            }
+            if let Flow::End(e) = self.on_frame(frame) {
+                end = Some(e);
+                break;
+            }
+        }
+        if !self.out.is_empty() {
+            if let Err(e) = upstream.write_all(&self.out).await {
+                return Some(end.unwrap_or_else(|| SessionEnd::Failed(format!("upstream write: {e}"))));
+            }
+            self.ctx
+                .stats
+                .counters
+                .bytes_from_clients
+                .fetch_add(self.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.out.clear();
+        }
+        end
+    }
+
+    pub(super) fn forward(&mut self, frame: &Frame) {
+        self.out.extend_from_slice(self.reader.bytes(frame));
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Flow {
+        let tag = frame.tag;
+        if self.discard_until_sync && tag != b'S' {
+            return Flow::Continue;
+        }
+        let starts_request =
+            !self.batch_open && matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'D' | b'C' | b'H' | b'S' | b'F');
+        if starts_request {
+            self.check_transaction_age();
+        }
+        match tag {
+            b'Q' => return self.on_query(&frame),
+            b'P' => {
+                self.batch_open = true;
+                self.commits.parse(self.reader.body(&frame));
+                self.forward(&frame);
+            }
+            b'B' => {
+                self.batch_open = true;
+                self.commits.bind(self.reader.body(&frame));
+                self.forward(&frame);
+            }
+            b'E' => {
+                self.batch_open = true;
+                let commit = self.commits.executes_commit(self.reader.body(&frame));
+                return self.on_execute(&frame, commit);
+            }
+            b'C' => {
+                self.batch_open = true;
+                self.commits.close(self.reader.body(&frame));
+                self.forward(&frame);
+            }
+            b'D' | b'H' => {
+                self.batch_open = true;
+                self.forward(&frame);
+            }
+            b'S' => self.on_sync(&frame),
+            b'F' => {
+                self.forward(&frame);
+                self.push(Pending::Forward);
+            }
+            b'X' => {
+                self.forward(&frame);
+                return Flow::End(SessionEnd::ClientTerminated);
+            }
+            _ => self.forward(&frame),
+        }
+        Flow::Continue
+    }
+
+    fn on_query(&mut self, frame: &Frame) -> Flow {
+        let body = self.reader.body(frame);
+        let commit = protocol::cstr(body).is_some_and(|(sql, _)| is_commit(sql));
+        self.on_simple_statement(frame, commit)
+    }
+
+    fn on_sync(&mut self, frame: &Frame) {
+        self.batch_open = false;
+        self.discard_until_sync = false;
+        if std::mem::take(&mut self.fail_at_sync) {
+            self.fail_batch(frame);
+            return;
+        }
+        self.forward(frame);
+        if let Some(kind) = self.conflict_at_sync.take() {
+            self.push(Pending::HideRfq);
+            protocol::put_query(&mut self.out, "ROLLBACK");
+            self.push(Pending::Conflict(kind));
+        } else {
+            let action = self.sync_action.take().unwrap_or(Pending::Forward);
+            self.push(action);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! What the [`Faults`](crate::Faults) knobs (and the transaction timeout) do
+//! to a statement (a `Query`, or an `Execute`): forward it, drop the session
+//! before or after it, fail it, or replace a `COMMIT` by a `ROLLBACK`
+//! followed by an error.
+//!
+//! A failed statement is replaced by [`fail_sql`], which makes the upstream
+//! raise the error itself: the transaction state that follows (aborted in an
+//! explicit transaction, nothing applied in autocommit) is PostgreSQL's own,
+//! and so is the `ReadyForQuery` the client gets. The upstream side swaps the
+//! raised error for DSQL's conflict.
+
+use super::client::ClientSide;
+use super::{ConflictKind, DropCause, Flow, Pending};
+use crate::catalog;
+use crate::faults::StatementFault;
+use crate::protocol::{self, Frame};
+use crate::stats::bump;
+use crate::{CommitDrop, StatementDrop};
+
+/// The `DETAIL` of the error [`fail_sql`] raises, to recognize it.
+pub(super) const FAIL_MARKER: &[u8] = b"dsql-local: fail_statement";
+
+/// The statement that replaces a failed one.
+fn fail_sql() -> String {
+    format!(
+        "DO $dsql_local$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = '{}', DETAIL = '{}'; \
+         END$dsql_local$",
+        catalog::CHANGE_CONFLICT.code,
+        catalog::CHANGE_CONFLICT.message.replace('\'', "''"),
+        String::from_utf8_lossy(FAIL_MARKER),
+    )
+}
+
+/// What to do with a statement.
+enum Action {
+    Forward,
+    /// Close the session without forwarding it.
+    DropBefore(DropCause),
+    /// Forward it; close the session once its reply is complete.
+    DropAfter(DropCause),
+    /// Replace the `COMMIT` by `ROLLBACK`, then send the error.
+    Conflict(ConflictKind),
+    /// Replace it by [`fail_sql`].
+    Fail,
+}
+
+impl ClientSide<'_> {
+    /// Counts the statement for the faults and decides what to do with it.
+    fn statement_action(&self, commit: bool) -> Action {
+        let fault = self.ctx.faults.take_statement_fault();
+        match fault {
+            Some(StatementFault::Drop(StatementDrop::BeforeForwarding)) => {
+                return Action::DropBefore(DropCause::Statement);
+            }
+            Some(StatementFault::Drop(StatementDrop::AfterCompletion)) => {
+                return Action::DropAfter(DropCause::Statement);
+            }
+            Some(StatementFault::Fail) if !commit => return Action::Fail,
+            Some(StatementFault::Fail) | None => {}
+        }
+        if !commit {
+            return Action::Forward;
+        }
+        let (status, idle, timed_out) = {
+            let shared = self.state.lock();
+            (shared.status, shared.idle(), shared.timed_out)
+        };
+        if timed_out {
+            return Action::Conflict(ConflictKind::Timeout);
+        }
+        // With requests in flight the status is not known yet: assume a
+        // transaction is open.
+        let in_transaction = status == b'T' || (status == b'I' && !idle);
+        if fault == Some(StatementFault::Fail) {
+            return if in_transaction {
+                Action::Conflict(ConflictKind::FailedStatement)
+            } else {
+                Action::Fail
+            };
+        }
+        match self.ctx.faults.take_commit_drop() {
+            Some(CommitDrop::BeforeForwarding) => return Action::DropBefore(DropCause::Commit),
+            Some(CommitDrop::AfterForwarding) => return Action::DropAfter(DropCause::Commit),
+            None => {}
+        }
+        if in_transaction && self.ctx.faults.roll_conflict() {
+            return Action::Conflict(ConflictKind::Injected);
+        }
+        Action::Forward
+    }
+
+    /// Closes the session before forwarding a statement.
+    fn drop_before(&self, cause: DropCause) -> Flow {
+        tracing::info!(
+            ?cause,
+            "fault: dropping the session before forwarding the statement"
+        );
+        if cause == DropCause::Statement {
+            bump(&self.ctx.stats.counters.statement_drops);
+        }
+        Flow::End(cause.end())
+    }
+
+    /// A simple-protocol `Query`.
+    pub(super) fn on_simple_statement(&mut self, frame: &Frame, commit: bool) -> Flow {
+        match self.statement_action(commit) {
+            Action::Forward => {
+                self.forward(frame);
+                self.push(Pending::Forward);
+            }
+            Action::DropBefore(cause) => return self.drop_before(cause),
+            Action::DropAfter(cause) => {
+                tracing::info!(
+                    ?cause,
+                    "fault: dropping the session after the statement completes"
+                );
+                self.forward(frame);
+                self.push(Pending::DropSession(cause));
+            }
+            Action::Conflict(kind) => {
+                tracing::debug!(?kind, "COMMIT replaced by ROLLBACK");
+                protocol::put_query(&mut self.out, "ROLLBACK");
+                self.push(Pending::Conflict(kind));
+            }
+            Action::Fail => {
+                tracing::debug!("fault: statement failed with OC000");
+                protocol::put_query(&mut self.out, &fail_sql());
+                self.push(Pending::FailStatement { sync_follows: false });
+            }
+        }
+        Flow::Continue
+    }
+
+    /// An extended-protocol `Execute`.
+    pub(super) fn on_execute(&mut self, frame: &Frame, commit: bool) -> Flow {
+        match self.statement_action(commit) {
+            Action::Forward => self.forward(frame),
+            Action::DropBefore(cause) => return self.drop_before(cause),
+            Action::DropAfter(cause) => {
+                tracing::info!(
+                    ?cause,
+                    "fault: dropping the session after the statement completes"
+                );
+                self.forward(frame);
+                self.sync_action = Some(Pending::DropSession(cause));
+            }
+            // The upstream transaction is already aborted: its COMMIT rolls
+            // back; only the reply changes.
+            Action::Conflict(ConflictKind::Timeout) => {
+                self.forward(frame);
+                self.sync_action = Some(Pending::Conflict(ConflictKind::Timeout));
+            }
+            // Drop the Execute and the rest of the batch; at Sync, roll back.
+            Action::Conflict(kind) => {
+                tracing::debug!(?kind, "extended-protocol COMMIT replaced by ROLLBACK");
+                self.discard_until_sync = true;
+                self.conflict_at_sync = Some(kind);
+            }
+            // Drop the Execute and the rest of the batch (PostgreSQL skips
+            // them after an error); at Sync, fail.
+            Action::Fail => {
+                tracing::debug!("fault: extended-protocol statement failed with OC000");
+                self.discard_until_sync = true;
+                self.fail_at_sync = true;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Ends a batch whose `Execute` failed: [`fail_sql`] runs in the batch's
+    /// transaction, so that the batch fails as a whole, as it would have in
+    /// PostgreSQL. The client's `Sync` follows, in case an earlier message of
+    /// the batch failed already: PostgreSQL then skips the query and answers
+    /// only the `Sync`.
+    pub(super) fn fail_batch(&mut self, sync: &Frame) {
+        protocol::put_query(&mut self.out, &fail_sql());
+        self.forward(sync);
+        self.push(Pending::FailStatement { sync_follows: true });
+    }
+}

@@ -1,0 +1,236 @@
+//! Upstream → client: relays each reply as its [`Pending`] entry says,
+//! follows the transaction status, and rewrites PostgreSQL's serialization
+//! failures and deadlocks to DSQL's `OC000` conflict.
+
+use std::fmt;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::faults::FAIL_MARKER;
+use super::{ConflictKind, DropCause, Flow, Pending, SessionEnd, State};
+use crate::catalog::{self, Severity};
+use crate::protocol::{self, ErrorResponse, Frame, FrameReader};
+use crate::server::ServerCtx;
+use crate::stats::bump;
+
+/// Upstream → client.
+pub(super) struct UpstreamSide<'a> {
+    ctx: &'a ServerCtx,
+    state: &'a State,
+    reader: FrameReader,
+    out: Vec<u8>,
+    /// What to do with the reply being relayed.
+    current: Option<Pending>,
+    /// An error was relayed in the current [`Pending::Conflict`] reply.
+    saw_error: bool,
+    /// The error raised for a failed statement was seen in the current
+    /// [`Pending::FailStatement`] reply.
+    saw_failure: bool,
+}
+
+impl fmt::Debug for UpstreamSide<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamSide")
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> UpstreamSide<'a> {
+    pub(super) fn new(ctx: &'a ServerCtx, state: &'a State, reader: FrameReader) -> Self {
+        Self {
+            ctx,
+            state,
+            reader,
+            out: Vec::with_capacity(16 * 1024),
+            current: None,
+            saw_error: false,
+            saw_failure: false,
+        }
+    }
+
+    pub(super) async fn run<R, W>(&mut self, upstream: &mut R, client: &mut W) -> SessionEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            let mut end = None;
+            loop {
+                let frame = match self.reader.next_frame() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => {
+                        end = Some(SessionEnd::Failed(format!("upstream protocol: {e}")));
+                        break;
+                    }
+                };
+                if let Flow::End(e) = self.on_frame(frame) {
+                    end = Some(e);
+                    break;
+                }
+            }
+            if !self.out.is_empty() {
+                let written = async {
+                    client.write_all(&self.out).await?;
+                    client.flush().await
+                };
+                if let Err(e) = written.await {
+                    return end.unwrap_or_else(|| SessionEnd::Failed(format!("client write: {e}")));
+                }
+                self.ctx
+                    .stats
+                    .counters
+                    .bytes_to_clients
+                    .fetch_add(self.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                self.out.clear();
+            }
+            if let Some(end) = end {
+                return end;
+            }
+            match self.reader.fill(upstream).await {
+                Ok(0) => return SessionEnd::UpstreamClosed,
+                Ok(_) => {}
+                Err(e) => return SessionEnd::Failed(format!("upstream read: {e}")),
+            }
+        }
+    }
+
+    fn forward(&mut self, frame: &Frame) {
+        self.out.extend_from_slice(self.reader.bytes(frame));
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Flow {
+        if self.current.is_none() {
+            let mut shared = self.state.lock();
+            self.current = shared.pending.pop_front();
+            shared.responding = self.current.is_some();
+        }
+        let mode = self.current.unwrap_or(Pending::Forward);
+        let tag = frame.tag;
+        match (mode, tag) {
+            // The failed query's own `ReadyForQuery`; the `Sync`'s follows.
+            (Pending::FailStatement { sync_follows: true }, b'Z') if self.saw_failure => {
+                self.saw_failure = false;
+                self.current = Some(Pending::FailStatement { sync_follows: false });
+            }
+            (_, b'Z') => return self.on_ready(&frame, mode),
+            (Pending::FailStatement { .. }, b'E') => self.on_failure(&frame),
+            (Pending::Forward | Pending::HideRfq, b'E') => self.forward_error(&frame),
+            (Pending::Forward | Pending::HideRfq, _) => self.forward(&frame),
+            (Pending::Conflict(_), b'C') => {}
+            (Pending::Conflict(_), b'E') => {
+                self.saw_error = true;
+                self.forward_error(&frame);
+            }
+            (Pending::Conflict(_) | Pending::FailStatement { .. }, _) => self.forward(&frame),
+            (Pending::Swallow, b'A' | b'S') => self.forward(&frame),
+            (Pending::Swallow | Pending::DropSession(_), _) => {}
+        }
+        Flow::Continue
+    }
+
+    fn on_ready(&mut self, frame: &Frame, mode: Pending) -> Flow {
+        let status = self.reader.body(frame).first().copied().unwrap_or(b'I');
+        let wake = {
+            let mut shared = self.state.lock();
+            shared.status = status;
+            shared.responding = false;
+            if status == b'I' {
+                shared.txn_started = None;
+                shared.timed_out = false;
+            } else if shared.txn_started.is_none() {
+                shared.txn_started = Some(Instant::now());
+            }
+            status != b'I' && shared.idle()
+        };
+        if wake {
+            self.state.wake_client_side.notify_one();
+        }
+        self.current = None;
+        match mode {
+            Pending::Forward => self.forward(frame),
+            Pending::HideRfq | Pending::Swallow => {}
+            Pending::Conflict(kind) => {
+                if !std::mem::take(&mut self.saw_error) {
+                    self.emit_conflict(kind);
+                }
+                self.forward(frame);
+            }
+            Pending::FailStatement { .. } => {
+                self.saw_failure = false;
+                self.forward(frame);
+            }
+            Pending::DropSession(cause) => {
+                if cause == DropCause::Statement {
+                    bump(&self.ctx.stats.counters.statement_drops);
+                }
+                return Flow::End(cause.end());
+            }
+        }
+        Flow::Continue
+    }
+
+    fn emit_conflict(&mut self, kind: ConflictKind) {
+        match kind {
+            ConflictKind::Injected => {
+                bump(&self.ctx.stats.counters.conflicts_injected);
+                ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT).encode(&mut self.out);
+            }
+            ConflictKind::FailedStatement => {
+                bump(&self.ctx.stats.counters.statements_failed);
+                ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT).encode(&mut self.out);
+            }
+            ConflictKind::Timeout => self.timeout_error(),
+        }
+    }
+
+    /// An error in the reply to a failed statement's replacement: DSQL's
+    /// conflict if it is the one the replacement raised, else (an earlier
+    /// error, or an aborted transaction) forwarded as any error.
+    fn on_failure(&mut self, frame: &Frame) {
+        let body = self.reader.body(frame);
+        let raised = protocol::error_field(body, b'C') == Some(catalog::CHANGE_CONFLICT.code.as_bytes())
+            && protocol::error_field(body, b'D') == Some(FAIL_MARKER);
+        if raised {
+            self.saw_failure = true;
+            bump(&self.ctx.stats.counters.statements_failed);
+            ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT).encode(&mut self.out);
+        } else {
+            self.forward_error(frame);
+        }
+    }
+
+    fn timeout_error(&mut self) {
+        let detail = format!(
+            "The transaction was open longer than {} s and was rolled back.",
+            self.ctx.config.transaction_timeout.as_secs_f64()
+        );
+        ErrorResponse::from_catalog(&catalog::TRANSACTION_TIMEOUT)
+            .detail(&detail)
+            .encode(&mut self.out);
+    }
+
+    /// Forwards an `ErrorResponse`, rewriting conflicts to DSQL's form.
+    fn forward_error(&mut self, frame: &Frame) {
+        let body = self.reader.body(frame);
+        match protocol::error_field(body, b'C') {
+            Some(b"40001" | b"40P01") => {
+                let original = protocol::error_field(body, b'M')
+                    .map(|m| format!("PostgreSQL reported: {}", String::from_utf8_lossy(m)))
+                    .unwrap_or_default();
+                bump(&self.ctx.stats.counters.conflicts_rewritten);
+                tracing::debug!("serialization failure rewritten to OC000");
+                let mut error = ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT);
+                error.severity = Severity::Error;
+                if !original.is_empty() {
+                    error = error.detail(&original);
+                }
+                error.encode(&mut self.out);
+            }
+            Some(b"25P02") if self.state.lock().timed_out => self.timeout_error(),
+            _ => self.forward(frame),
+        }
+    }
+}

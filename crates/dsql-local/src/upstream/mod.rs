@@ -1,0 +1,75 @@
+//! The upstream PostgreSQL behind `dsql-local`.
+//!
+//! - [`target`]: its URL ([`UpstreamTarget`]);
+//! - [`connect`](mod@connect): opening an authenticated session (trust,
+//!   SCRAM-SHA-256, md5 or cleartext password, with `postgres-protocol`);
+//! - this module: the session it gives, its errors, and relaying cancel
+//!   requests.
+
+mod connect;
+mod target;
+
+use std::io;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+pub(crate) use self::connect::connect;
+pub(crate) use self::target::UpstreamTarget;
+use crate::protocol::{self, FrameReader, ProtocolError};
+
+/// The isolation level of every upstream session: DSQL runs transactions at
+/// repeatable read (snapshot isolation).
+pub(crate) const ISOLATION: &str = "repeatable read";
+
+/// Why an upstream session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("could not connect to the upstream PostgreSQL: {0}")]
+    Connect(#[source] io::Error),
+    #[error("timed out connecting to the upstream PostgreSQL")]
+    Timeout,
+    #[error("the upstream PostgreSQL refused the session")]
+    Refused {
+        /// The upstream's `ErrorResponse`, to forward as is.
+        error: Vec<u8>,
+    },
+    #[error(
+        "the upstream PostgreSQL asks for {0} authentication, which dsql-local does not support: \
+         allow trust, scram-sha-256, md5 or password authentication for its connections"
+    )]
+    UnsupportedAuth(&'static str),
+    #[error("the upstream PostgreSQL asks for a password but the upstream URL has none")]
+    PasswordRequired,
+    #[error("SCRAM-SHA-256 authentication with the upstream PostgreSQL failed: {0}")]
+    Scram(#[source] io::Error),
+    #[error("protocol error with the upstream PostgreSQL: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("the upstream PostgreSQL closed the connection during startup")]
+    Closed,
+}
+
+/// An authenticated upstream session, ready for queries.
+#[derive(Debug)]
+pub(crate) struct UpstreamSession {
+    pub(crate) stream: TcpStream,
+    /// Holds any bytes read past the greeting.
+    pub(crate) reader: FrameReader,
+    /// `ParameterStatus`, `BackendKeyData`, notices and the final
+    /// `ReadyForQuery`, to forward to the client.
+    pub(crate) greeting: Vec<u8>,
+    /// The upstream backend's cancel key (process id, secret).
+    pub(crate) backend_key: Option<(i32, i32)>,
+}
+
+/// Relays a cancel request to the upstream.
+pub(crate) async fn cancel(target: &UpstreamTarget, pid: i32, secret: i32) -> io::Result<()> {
+    let mut stream = TcpStream::connect(target.addr()).await?;
+    let mut packet = Vec::with_capacity(16);
+    packet.extend_from_slice(&16_u32.to_be_bytes());
+    packet.extend_from_slice(&protocol::CANCEL_REQUEST.to_be_bytes());
+    packet.extend_from_slice(&pid.to_be_bytes());
+    packet.extend_from_slice(&secret.to_be_bytes());
+    stream.write_all(&packet).await?;
+    stream.shutdown().await
+}
