@@ -31,7 +31,7 @@ async fn main() -> Result<(), BoxError> {
         "CREATE TABLE {table} (id int PRIMARY KEY, hits bigint NOT NULL); INSERT INTO {table} VALUES (1, 0)"
     );
     setup
-        .run(Operation::new(move |client| {
+        .run(Operation::autocommit(move |client| {
             let create = create.clone();
             Box::pin(async move { client.batch_execute(&create).await })
         }))
@@ -61,7 +61,7 @@ async fn main() -> Result<(), BoxError> {
     let select = format!("SELECT hits FROM {table} WHERE id = 1");
     let drop = format!("DROP TABLE {table}");
     let hits: i64 = setup
-        .run(Operation::new(move |client| {
+        .run(Operation::autocommit(move |client| {
             let (select, drop) = (select.clone(), drop.clone());
             Box::pin(async move {
                 let hits = client.query_one(&select, &[]).await?.get(0);

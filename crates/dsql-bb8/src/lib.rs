@@ -3,20 +3,29 @@
 //! Pools are where DSQL hurts: a pool started at once ages at once and
 //! reconnects at once, into DSQL's 100-connections-per-second limit; a pool
 //! that checks connections only when they come back hands out connections
-//! the server is about to close; bb8 alone lets a task that returns a
-//! connection overtake tasks already waiting; a fatal connect error waits out
-//! the checkout timeout. [`DsqlPool`] fixes each:
+//! the server is about to close, or still inside a transaction; bb8 alone
+//! lets a task that returns a connection overtake tasks already waiting; a
+//! fatal connect error waits out the checkout timeout. [`DsqlPool`] fixes
+//! each, on `dsql-tower`'s connection [lifecycle](dsql_tower::lifecycle):
 //!
 //! - connections come from `dsql-tower`'s connect stack (a token per
-//!   connect, verified TLS, classified connect retries), spaced by a connect
-//!   rate limit shared per endpoint ([`ConnectRateLimit`]);
+//!   connect, verified TLS, classified connect retries, each attempt paced by
+//!   a connect rate limit shared per endpoint);
 //! - each connection has its own jittered deadline (default 55 minutes less
-//!   up to 5) and is checked locally at checkout (closed, expired, broken),
-//!   without a round trip ([`CheckOnCheckout`]);
-//! - checkouts queue fairly (FIFO);
+//!   up to 5) and is checked at checkout without a round trip when it is at
+//!   rest ([`CheckOnCheckout`]); one left mid-transaction is rolled back;
+//! - checkouts queue fairly (FIFO), under one deadline;
 //! - fatal connect errors come back at once, typed;
+//! - one classifier ([`DsqlPoolBuilder::classifier`]) serves connects,
+//!   operations and replays;
 //! - [`DsqlPool::transaction`] replays a whole transaction on conflicts, and
 //!   [`DsqlPool::service`] is the pool as a `tower::Service<Operation<T>>`.
+//!
+//! | file | what |
+//! |---|---|
+//! | `pool/` | [`DsqlPool`], its builder, checkout, state and errors |
+//! | `manager.rs` | bb8's `ManageConnection` over the lifecycle |
+//! | `service.rs` | [`PoolService`] |
 //!
 //! ```no_run
 //! use dsql_auth::{CachingProvider, DsqlConfig, SharedTokenProvider, SigningProvider};
@@ -41,12 +50,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod events;
 mod manager;
 mod pool;
-mod rate;
 mod service;
 
-pub use manager::{CheckOnCheckout, DsqlConnection, DsqlConnectionManager, PoolClosed};
-pub use pool::{DsqlPool, DsqlPoolBuilder, PoolConfigError, PoolState, PooledConnection, defaults};
-pub use rate::{ConnectRateLimit, DSQL_CONNECTION_RATE};
+pub use dsql_tower::DsqlConnection;
+pub use dsql_tower::connect::ConnectRateLimit;
+pub use manager::{CheckOnCheckout, DsqlConnectionManager};
+pub use pool::{
+    CheckoutTimeout, DsqlPool, DsqlPoolBuilder, PoolClosed, PoolConfigError, PoolState, PooledConnection,
+    defaults,
+};
 pub use service::{PoolFuture, PoolService};

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Harness, create_ledger, direct, drop_table, ledger_counts, record, sessions_of, unique};
-use dsql_auth::{SharedTokenProvider, SigningProvider};
+use dsql_auth::{SharedTokenProvider, SigningProvider, TokenProvider};
 use dsql_bb8::{DsqlPool, PoolConfigError};
 use dsql_tower::{ErrorClass, Lifetime, Operation, Phase};
 
@@ -71,7 +71,7 @@ async fn thirty_two_tasks_through_session_cuts_and_token_expiry() {
     // 16 connections cut every 3 s for 20 s: several generations each.
     assert!(local.sessions_expired >= 48, "{local:?}");
     assert!(state.connects >= 64, "{state:?}");
-    assert!(state.retired_closed + state.retired_broken >= 32, "{state:?}");
+    assert!(state.retired.closed + state.retired.broken >= 32, "{state:?}");
     assert!(total > 1000, "only {total} operations in 20 s");
 
     pool.close().await;
@@ -196,8 +196,24 @@ async fn a_fatal_connect_error_is_returned_at_once_and_typed() {
     let wrong = SigningProvider::builder(&reader)
         .credentials_provider(harness.local.credentials())
         .build();
+    // Told what the provider signs for, the builder refuses at once, naming
+    // both (host, user) pairs.
+    let error = DsqlPool::builder(&harness.config)
+        .build(SharedTokenProvider::new(wrong.clone()))
+        .unwrap_err();
+    assert!(matches!(error, PoolConfigError::Connect(_)), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("reader@") && message.contains("admin@"),
+        "{message}"
+    );
+    // A provider that cannot say reaches the server: fatal, at once.
+    let opaque = dsql_auth::provider::from_fn(move || {
+        let wrong = wrong.clone();
+        async move { wrong.token().await }
+    });
     let pool = DsqlPool::builder(&harness.config)
-        .build(SharedTokenProvider::new(wrong))
+        .build(SharedTokenProvider::new(opaque))
         .unwrap();
 
     let started = Instant::now();
@@ -210,7 +226,10 @@ async fn a_fatal_connect_error_is_returned_at_once_and_typed() {
     assert_eq!(error.class(), ErrorClass::Fatal, "{error}");
     assert_eq!(error.phase(), Phase::Connect);
     assert!(
-        error.to_string().contains("Wrong user to action mapping"),
+        error
+            .report()
+            .to_string()
+            .contains("Wrong user to action mapping"),
         "{error}"
     );
     pool.close().await;
@@ -230,7 +249,7 @@ async fn closing_leaves_no_session_behind() {
             let pool = pool.clone();
             tokio::spawn(async move {
                 for _ in 0..20 {
-                    let op = Operation::new(|client| {
+                    let op = Operation::autocommit(|client| {
                         Box::pin(async move { client.simple_query("SELECT 1").await.map(drop) })
                     });
                     pool.run(op).await.unwrap();
@@ -250,7 +269,7 @@ async fn closing_leaves_no_session_behind() {
         0
     );
     let error = pool.get().await.unwrap_err();
-    assert!(error.to_string().contains("closed"), "{error}");
+    assert!(error.report().to_string().contains("closed"), "{error}");
     harness.local.shutdown().await;
 }
 
@@ -274,11 +293,6 @@ fn bad_combinations_are_rejected_with_clear_errors() {
         ),
         (
             Pool::builder(&config)
-                .lifetime(Lifetime::new(Duration::from_secs(3600), Duration::from_secs(60)).unwrap()),
-            "60-minute session limit",
-        ),
-        (
-            Pool::builder(&config)
                 .lifetime(Lifetime::new(Duration::from_secs(300), Duration::from_secs(30)).unwrap())
                 .idle_timeout(Duration::from_secs(600)),
             "idle_timeout",
@@ -290,9 +304,13 @@ fn bad_combinations_are_rejected_with_clear_errors() {
         (Pool::builder(&config).connect_rate(0.0, 10), "connect rate"),
         (
             Pool::builder(&config).connect_rate(500.0, 10),
-            "above DSQL's limit",
+            "at most DSQL's 100/s",
         ),
     ];
+    // A lifetime reaching DSQL's session limit cannot even be made, for a
+    // pool as for a session.
+    let error = Lifetime::new(Duration::from_secs(3600), Duration::from_secs(60)).unwrap_err();
+    assert!(error.to_string().contains("60-minute session limit"), "{error}");
     for (builder, needle) in cases {
         let error: PoolConfigError = builder.build(tokens()).unwrap_err();
         assert!(

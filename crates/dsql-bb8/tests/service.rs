@@ -30,7 +30,7 @@ async fn the_pool_service_under_retry_timeout_and_concurrency_limit() {
         .map(|i| {
             let mut stack = stack.clone();
             tokio::spawn(async move {
-                let op = Operation::new(move |client| {
+                let op = Operation::autocommit(move |client| {
                     Box::pin(async move {
                         let row = client.query_one("SELECT $1::int + 1", &[&i]).await?;
                         Ok::<i32, tokio_postgres::Error>(row.get(0))
@@ -48,14 +48,14 @@ async fn the_pool_service_under_retry_timeout_and_concurrency_limit() {
     // A timed-out operation: its connection is cancelled and dropped, never
     // returned to the pool mid-query.
     let mut one = stack.clone();
-    let slow = Operation::new(|client| {
+    let slow = Operation::autocommit(|client| {
         Box::pin(async move { client.simple_query("SELECT pg_sleep(30)").await.map(drop) })
     });
     let error = one.run(slow).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::OutcomeUnknown, "{error}");
     assert_eq!(error.attempts(), 1, "not idempotent: not replayed");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while pool.state().retired_broken == 0 || harness.local.stats().snapshot().cancels_relayed == 0 {
+    while pool.state().retired.abandoned == 0 || harness.local.stats().snapshot().cancels_relayed == 0 {
         assert!(tokio::time::Instant::now() < deadline, "{:?}", pool.state());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -14,7 +14,7 @@ use dsql_tower::{Lifetime, Operation};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn select_one() -> Operation<()> {
-    Operation::new(|client| Box::pin(async move { client.simple_query("SELECT 1").await.map(drop) }))
+    Operation::autocommit(|client| Box::pin(async move { client.simple_query("SELECT 1").await.map(drop) }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,10 +68,10 @@ async fn connections_created_together_reconnect_spread_over_the_jitter_window() 
             })
         })
         .collect();
-    let mut seen = pool.state().retired_lifetime;
+    let mut seen = pool.state().retired.lifetime;
     let watch_started = Instant::now();
     while watch_started.elapsed() < Duration::from_secs(6) {
-        let now = pool.state().retired_lifetime;
+        let now = pool.state().retired.lifetime;
         if now > seen {
             retirements.push(watch_started.elapsed());
             seen = now;

@@ -16,7 +16,7 @@ use dsql_tower::{ClassifyLayer, Operation, OperationExt, Session, TokenLayer};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 fn select_one() -> Operation<i32> {
-    Operation::new(|client| {
+    Operation::autocommit(|client| {
         Box::pin(
             async move { Ok::<i32, tokio_postgres::Error>(client.query_one("SELECT 1", &[]).await?.get(0)) },
         )

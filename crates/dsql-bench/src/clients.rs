@@ -265,7 +265,7 @@ impl Client {
 /// the pool may replay it after a lost connection.
 fn operation(statement: &str) -> Operation<()> {
     let statement: Arc<str> = Arc::from(statement);
-    Operation::new(move |client| {
+    Operation::autocommit(move |client| {
         let statement = Arc::clone(&statement);
         Box::pin(async move { client.simple_query(&statement).await.map(drop) })
     })

@@ -208,7 +208,7 @@ async fn a_refused_token_is_invalidated_and_a_fresh_one_signed() {
         _ => DsqlClassifier.classify(error),
     };
     let mut connect = TokenLayer::new(tokens.clone())
-        .with_classifier(classifier)
+        .classifier(classifier)
         .layer(sqlx_connector());
 
     // A token is signed and cached.

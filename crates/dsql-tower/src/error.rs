@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_postgres::error::{DbError, SqlState};
 
 use crate::classify::ErrorClass;
+use crate::operation::Effects;
 
 /// A boxed error, as tower uses.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -41,11 +42,13 @@ impl Phase {
 
 /// An error with its [`ErrorClass`]: what the caller may do next.
 ///
-/// The original error is its [`source`](StdError::source); the PostgreSQL
-/// server error, if any, is at hand through [`db_error`](Self::db_error).
-/// `Display` shows the whole source chain on its own (the server's message,
-/// not just tokio-postgres' "db error"). Clones are cheap and share the
-/// source.
+/// Like tokio-postgres' error, `Display` shows one level: the phase, the
+/// class, the server's SQLSTATE when there is one, the attempts made and,
+/// when a retry policy declined to replay the operation, why. The causes
+/// (the driver's error, the server's message with its DETAIL and HINT) are
+/// its [`source`](StdError::source) chain, which `anyhow`'s `{:#}`, eyre
+/// and tracing print. The server error is at hand through
+/// [`db_error`](Self::db_error). Clones are cheap and share the source.
 ///
 /// ```
 /// use dsql_tower::{Error, ErrorClass, Phase};
@@ -68,6 +71,8 @@ struct Inner {
     class: ErrorClass,
     phase: Phase,
     attempts: u32,
+    effects: Effects,
+    not_replayed: Option<&'static str>,
     source: Arc<dyn StdError + Send + Sync>,
 }
 
@@ -79,6 +84,8 @@ impl Error {
                 class,
                 phase,
                 attempts: 1,
+                effects: Effects::None,
+                not_replayed: None,
                 source: Arc::from(source.into()),
             }),
         }
@@ -97,6 +104,18 @@ impl Error {
     /// How many attempts were made, retries included (1 without a retry).
     pub fn attempts(&self) -> u32 {
         self.inner.attempts
+    }
+
+    /// Whether the failed attempt's effects may have landed, as the
+    /// execution path observed it.
+    pub fn effects(&self) -> Effects {
+        self.inner.effects
+    }
+
+    /// Why a retry policy declined to replay the operation, if it did
+    /// although the class alone would have allowed it.
+    pub fn not_replayed(&self) -> Option<&'static str> {
+        self.inner.not_replayed
     }
 
     /// Whether the operation may or may not have taken effect.
@@ -129,13 +148,23 @@ impl Error {
         None
     }
 
-    pub(crate) fn with_class(mut self, class: ErrorClass) -> Self {
-        Arc::make_mut(&mut self.inner).class = class;
+    /// The whole chain on one line (`… : db error: ERROR: …`), for logs
+    /// that print errors with `Display` only.
+    pub fn report(&self) -> impl fmt::Display + '_ {
+        Report(self)
+    }
+
+    pub(crate) fn with_effects(mut self, effects: Effects) -> Self {
+        Arc::make_mut(&mut self.inner).effects = effects;
         self
     }
 
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         Arc::make_mut(&mut self.inner).attempts = attempts;
+    }
+
+    pub(crate) fn set_not_replayed(&mut self, why: &'static str) {
+        Arc::make_mut(&mut self.inner).not_replayed = Some(why);
     }
 }
 
@@ -145,6 +174,8 @@ impl fmt::Debug for Error {
             .field("class", &self.inner.class)
             .field("phase", &self.inner.phase)
             .field("attempts", &self.inner.attempts)
+            .field("effects", &self.inner.effects)
+            .field("not_replayed", &self.inner.not_replayed)
             .field("source", &self.inner.source)
             .finish()
     }
@@ -162,17 +193,30 @@ impl fmt::Display for Error {
             )?,
             class => write!(f, "{} failed ({class})", inner.phase.as_str())?,
         }
+        if let Some(code) = self.code() {
+            write!(f, " [SQLSTATE {}]", code.code())?;
+        }
         if inner.attempts > 1 {
             write!(f, " after {} attempts", inner.attempts)?;
         }
-        // `tokio_postgres::Error` displays as "db error" and keeps the server's
-        // message (with its DETAIL and HINT) in its source: show the chain.
-        let mut next: Option<&(dyn StdError + 'static)> = Some(&*inner.source);
-        while let Some(error) = next {
-            write!(f, ": {error}")?;
-            next = error.source();
+        if let Some(why) = inner.not_replayed {
+            write!(f, "; not replayed: {why}")?;
         }
         Ok(())
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.inner.source)
+    }
+}
+
+struct Report<'a>(&'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.0, display_chain(&*self.0.inner.source))
     }
 }
 
@@ -186,10 +230,4 @@ pub(crate) fn display_chain(error: &(dyn StdError + 'static)) -> String {
         next = cause.source();
     }
     text
-}
-
-impl StdError for Error {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.inner.source)
-    }
 }

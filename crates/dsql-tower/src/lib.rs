@@ -6,19 +6,24 @@
 //! alone or stacked with tower's own layers:
 //!
 //! - [`Connector`]: `Service<tokio_postgres::Config>` → [`PgConnection`] over
-//!   verified TLS (rustls), direct TLS optional;
+//!   TLS it enforces for any config (required, verified, SNI, ALPN on direct
+//!   TLS), watching the connection's transaction status on the wire;
 //! - [`TokenLayer`]: sets a token from any
 //!   [`TokenProvider`](dsql_auth::TokenProvider) as the password of each
 //!   connect, and invalidates refused ones; [`SetPassword`] lets it serve
 //!   other drivers too;
 //! - [`classify`]: [`ErrorClass`] for every DSQL error, a swappable
 //!   [`Classify`] trait and [`ClassifyLayer`];
-//! - [`Operation`]: a statement or a whole transaction, replayable;
+//! - [`Operation`]: statements in autocommit or a whole transaction,
+//!   replayable, recording what each attempt did ([`Effects`]);
+//! - [`lifecycle`]: the one connection lifecycle (open, check out, run,
+//!   retire) that [`Session`] and the pool (`dsql-bb8`) are built on;
 //! - [`Session`]: a reconnecting single-connection
 //!   `Service<Operation<T>>` with lifetimes below DSQL's session limit;
 //! - [`retry::RetryPolicy`]: tower retries by class, full-jitter backoff, a
-//!   budget;
-//! - [`connect::stack`]: retries, tokens and TLS assembled for connecting.
+//!   budget, and the replay rule that no classifier can bypass;
+//! - [`connect::stack`]: retries, connect pacing, tokens and TLS assembled
+//!   for connecting.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -36,7 +41,7 @@
 //!     .service(Session::from_config(&config, tokens)?);
 //!
 //! let one: i32 = service
-//!     .run(Operation::new(|client| Box::pin(async move {
+//!     .run(Operation::autocommit(|client| Box::pin(async move {
 //!         Ok::<i32, tokio_postgres::Error>(client.query_one("SELECT 1", &[]).await?.get(0))
 //!     })).idempotent())
 //!     .await?;
@@ -48,16 +53,17 @@
 pub mod classify;
 pub mod connect;
 mod error;
-mod lifetime;
+pub mod lifecycle;
 mod operation;
 pub mod retry;
 mod session;
 mod token;
 
-pub use classify::{Classify, ClassifyLayer, ClassifyService, DsqlClassifier, ErrorClass};
+pub use classify::{Classify, ClassifyLayer, ClassifyService, DsqlClassifier, ErrorClass, SharedClassifier};
 pub use connect::{ConnectError, Connector, PgConnection};
+pub use dsql_auth::limits;
 pub use error::{BoxError, Error, Phase};
-pub use lifetime::{DSQL_SESSION_LIMIT, InvalidLifetime, Lifetime};
-pub use operation::{BoxFuture, Operation, OperationExt};
+pub use lifecycle::{DSQL_SESSION_LIMIT, DsqlConnection, InvalidLifetime, Lifetime, Retirement, Retirements};
+pub use operation::{BoxFuture, Effects, Operation, OperationExt};
 pub use session::{Session, SessionBuilder, SessionFuture, SessionStats};
 pub use token::{SetPassword, TokenFuture, TokenLayer, TokenService};

@@ -7,12 +7,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Harness;
-use dsql_auth::{SharedTokenProvider, SigningProvider, SslNegotiation};
+use dsql_auth::{SharedTokenProvider, SigningProvider, SslNegotiation, TokenProvider};
 use dsql_local::RefusalReason;
 use dsql_tower::{ErrorClass, Operation, OperationExt, Phase, Session};
 
 fn select_one() -> Operation<i32> {
-    Operation::new(|client| {
+    Operation::autocommit(|client| {
         Box::pin(
             async move { Ok::<i32, tokio_postgres::Error>(client.query_one("SELECT 1", &[]).await?.get(0)) },
         )
@@ -43,7 +43,21 @@ async fn a_token_for_the_wrong_action_fails_fast_as_fatal() {
     let wrong = SigningProvider::builder(&reader)
         .credentials_provider(harness.local.credentials())
         .build();
-    let mut session = Session::from_config(&harness.config, SharedTokenProvider::new(wrong)).unwrap();
+    // A provider that says what it signs for is refused when the stack is
+    // built, naming both scopes...
+    let error = Session::from_config(&harness.config, SharedTokenProvider::new(wrong.clone())).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("reader@") && message.contains("admin@"),
+        "{message}"
+    );
+    // ... one that cannot say (a closure) reaches the server, which refuses
+    // the token: fatal at once, never retried.
+    let opaque = dsql_auth::provider::from_fn(move || {
+        let wrong = wrong.clone();
+        async move { wrong.token().await }
+    });
+    let mut session = Session::from_config(&harness.config, SharedTokenProvider::new(opaque)).unwrap();
 
     let started = Instant::now();
     let error = session.run(select_one()).await.unwrap_err();
@@ -54,10 +68,8 @@ async fn a_token_for_the_wrong_action_fails_fast_as_fatal() {
     );
     assert_eq!(error.class(), ErrorClass::Fatal, "{error}");
     assert_eq!(error.phase(), Phase::Connect);
-    assert!(
-        error.to_string().contains("Wrong user to action mapping"),
-        "{error}"
-    );
+    let report = error.report().to_string();
+    assert!(report.contains("Wrong user to action mapping"), "{report}");
     let refused = harness
         .local
         .stats()
@@ -90,9 +102,7 @@ async fn an_untrusted_certificate_fails_fast_as_fatal() {
         started.elapsed()
     );
     assert_eq!(error.class(), ErrorClass::Fatal, "{error}");
-    assert!(
-        error.to_string().to_lowercase().contains("certificate"),
-        "{error}"
-    );
+    let report = error.report().to_string();
+    assert!(report.to_lowercase().contains("certificate"), "{report}");
     harness.local.shutdown().await;
 }

@@ -169,7 +169,7 @@ async fn all_sessions_dropped_mid_load_and_operations_continue() {
 }
 
 async fn select_one(stack: &mut common::Stack) -> Result<i32, dsql_tower::Error> {
-    let op = Operation::new(|client| {
+    let op = Operation::autocommit(|client| {
         Box::pin(
             async move { Ok::<i32, tokio_postgres::Error>(client.query_one("SELECT 1", &[]).await?.get(0)) },
         )
@@ -215,7 +215,7 @@ async fn refused_authentication_longer_than_the_window_is_a_clear_error() {
 
     assert_eq!(error.class(), ErrorClass::Reauthenticate, "{error}");
     assert_eq!(error.phase(), Phase::Connect);
-    let message = error.to_string();
+    let message = error.report().to_string();
     assert!(message.contains("access denied"), "{message}");
     // Not a busy loop: at most the rule's ten attempts, spaced by backoff.
     // (Full jitter may draw short delays: nine retries with ceilings of

@@ -177,7 +177,7 @@ async fn an_abandoned_operation_is_cancelled_and_its_connection_discarded() {
 
     let marker = format!("abandoned_{}", std::process::id());
     let sql = format!("SELECT pg_sleep(30), '{marker}'");
-    let slow = Operation::new(move |client| {
+    let slow = Operation::autocommit(move |client| {
         let sql = sql.clone();
         Box::pin(async move {
             client.simple_query(&sql).await?;
@@ -208,7 +208,7 @@ async fn an_abandoned_operation_is_cancelled_and_its_connection_discarded() {
     assert!(harness.local.stats().snapshot().cancels_relayed >= 1);
 
     // The next operation runs on a fresh connection, not the abandoned one.
-    let one = Operation::new(|client| {
+    let one = Operation::autocommit(|client| {
         Box::pin(
             async move { Ok::<i32, tokio_postgres::Error>(client.query_one("SELECT 1", &[]).await?.get(0)) },
         )

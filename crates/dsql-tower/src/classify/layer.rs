@@ -5,15 +5,18 @@ use std::task::{Context, Poll, ready};
 use pin_project::pin_project;
 use tower::{Layer, Service};
 
-use super::{Classify, DsqlClassifier};
+use super::{Classify, SharedClassifier};
 use crate::error::{BoxError, Error, Phase};
 
 /// Attaches an [`ErrorClass`](super::ErrorClass) to every error of the
 /// service below, turning it into an [`Error`].
 ///
 /// Errors that already are an [`Error`] (from a
-/// [`Session`](crate::Session)) keep their phase and are classified again,
-/// so a custom classifier here has the last word.
+/// [`Session`](crate::Session) or a pool, which classify where the failure
+/// happens) pass through as they are: a failure is classified once. Set
+/// the classifier where the connections live (`SessionBuilder::classifier`,
+/// the pool builder's `classifier`); this layer serves services that do not
+/// classify their own errors.
 ///
 /// ```
 /// use dsql_tower::classify::{ClassifyLayer, ErrorClass};
@@ -30,26 +33,25 @@ use crate::error::{BoxError, Error, Phase};
 /// # }
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct ClassifyLayer<C = DsqlClassifier> {
-    classifier: C,
+pub struct ClassifyLayer {
+    classifier: SharedClassifier,
 }
 
 impl ClassifyLayer {
-    /// Classifies with [`DsqlClassifier`].
+    /// Classifies with [`DsqlClassifier`](super::DsqlClassifier).
     pub fn new() -> Self {
         Self::default()
     }
-}
 
-impl<C> ClassifyLayer<C> {
-    /// Classifies with `classifier`.
-    pub fn with_classifier(classifier: C) -> Self {
-        Self { classifier }
+    /// Classifies with `classifier` instead.
+    pub fn classifier(mut self, classifier: impl Classify + 'static) -> Self {
+        self.classifier = SharedClassifier::new(classifier);
+        self
     }
 }
 
-impl<S, C: Clone> Layer<S> for ClassifyLayer<C> {
-    type Service = ClassifyService<S, C>;
+impl<S> Layer<S> for ClassifyLayer {
+    type Service = ClassifyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         ClassifyService::new(inner, self.classifier.clone())
@@ -58,14 +60,14 @@ impl<S, C: Clone> Layer<S> for ClassifyLayer<C> {
 
 /// The service made by [`ClassifyLayer`].
 #[derive(Clone, Debug)]
-pub struct ClassifyService<S, C = DsqlClassifier> {
+pub struct ClassifyService<S> {
     inner: S,
-    classifier: C,
+    classifier: SharedClassifier,
 }
 
-impl<S, C> ClassifyService<S, C> {
+impl<S> ClassifyService<S> {
     /// Wraps `inner`.
-    pub fn new(inner: S, classifier: C) -> Self {
+    pub fn new(inner: S, classifier: SharedClassifier) -> Self {
         Self { inner, classifier }
     }
 
@@ -85,20 +87,19 @@ impl<S, C> ClassifyService<S, C> {
     }
 }
 
-impl<S, C, R> Service<R> for ClassifyService<S, C>
+impl<S, R> Service<R> for ClassifyService<S>
 where
     S: Service<R>,
     S::Error: Into<BoxError>,
-    C: Classify + Clone,
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = ClassifyFuture<S::Future, C>;
+    type Future = ClassifyFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner
             .poll_ready(cx)
-            .map_err(|error| classify(&self.classifier, error.into()))
+            .map_err(|error| classify(&self.classifier, error.into(), Phase::Unknown))
     }
 
     fn call(&mut self, request: R) -> Self::Future {
@@ -112,36 +113,34 @@ where
 /// The future of [`ClassifyService`].
 #[pin_project]
 #[derive(Debug)]
-pub struct ClassifyFuture<F, C> {
+pub struct ClassifyFuture<F> {
     #[pin]
     inner: F,
-    classifier: C,
+    classifier: SharedClassifier,
 }
 
-impl<F, T, E, C> Future for ClassifyFuture<F, C>
+impl<F, T, E> Future for ClassifyFuture<F>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
-    C: Classify,
 {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        Poll::Ready(result.map_err(|error| classify(this.classifier, error.into())))
+        Poll::Ready(result.map_err(|error| classify(this.classifier, error.into(), Phase::Unknown)))
     }
 }
 
-pub(crate) fn classify<C: Classify + ?Sized>(classifier: &C, error: BoxError) -> Error {
+/// `error` as an [`Error`]: classified by `classifier` in `phase`, unless it
+/// already is one (then its class and phase are kept: classified once).
+pub(crate) fn classify<C: Classify + ?Sized>(classifier: &C, error: BoxError, phase: Phase) -> Error {
     match error.downcast::<Error>() {
-        Ok(error) => {
-            let class = classifier.classify(&*error);
-            error.with_class(class)
-        }
+        Ok(error) => *error,
         Err(error) => {
             let class = classifier.classify(&*error);
-            Error::new(class, Phase::Unknown, error)
+            Error::new(class, phase, error)
         }
     }
 }
@@ -193,10 +192,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_custom_classifier_has_the_last_word_and_phases_are_kept() {
+    async fn an_error_classified_below_is_trusted_as_it_is() {
         let (mock, mut handle) = mock::pair::<(), ()>();
         let always_conflict = |_: &(dyn std::error::Error + 'static)| ErrorClass::Conflict;
-        let mut service = ClassifyLayer::with_classifier(always_conflict).layer(mock);
+        let mut service = ClassifyLayer::new().classifier(always_conflict).layer(mock);
         handle.allow(1);
         let call = service.ready().await.unwrap().call(());
         let serve = async {
@@ -205,7 +204,7 @@ mod tests {
         };
         let (result, ()) = tokio::join!(call, serve);
         let error = result.unwrap_err();
-        assert_eq!(error.class(), ErrorClass::Conflict);
+        assert_eq!(error.class(), ErrorClass::Fatal, "classified once, below");
         assert_eq!(error.phase(), Phase::Commit, "the inner error's phase is kept");
     }
 }

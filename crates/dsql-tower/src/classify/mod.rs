@@ -2,11 +2,22 @@
 //!
 //! [`Classify`] maps any error to an [`ErrorClass`]; [`DsqlClassifier`] knows
 //! DSQL's errors (its table is [`DSQL_RULES`], in one place) and the I/O
-//! failures of a lost connection. Wrap or replace it to change a decision;
-//! [`ClassifyLayer`] attaches the class to a service's errors.
+//! failures of a lost connection. Wrap or replace it to change a decision.
+//!
+//! A classifier is set once, as a [`SharedClassifier`], with a method named
+//! `classifier` on every builder (session, pool, connect stack, retry policy,
+//! layers). A failure is classified where it happens (the connection
+//! lifecycle, the connect stack) and the class travels on the
+//! [`Error`](crate::Error): layers above trust it. [`ClassifyLayer`]
+//! classifies the errors of services that do not classify their own.
+//!
+//! A classifier decides *what an error means*; it cannot make a replay
+//! unsafe or safe: whether an operation's effects may have landed is
+//! observed by the execution path and enforced by the retry policy.
 
 mod layer;
 mod rules;
+mod shared;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -14,8 +25,10 @@ use std::io;
 
 use tokio_postgres::error::DbError;
 
+pub(crate) use self::layer::classify;
 pub use self::layer::{ClassifyFuture, ClassifyLayer, ClassifyService};
 pub use self::rules::{DSQL_RULES, Rule, classify_server_error};
+pub use self::shared::SharedClassifier;
 
 /// What an error means for whoever decides to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

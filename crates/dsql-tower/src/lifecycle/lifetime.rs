@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-/// DSQL closes every session after this long.
-pub const DSQL_SESSION_LIMIT: Duration = Duration::from_secs(60 * 60);
+/// DSQL closes every session after this long ([`dsql_auth::limits::SESSION_LIMIT`]).
+pub const DSQL_SESSION_LIMIT: Duration = dsql_auth::limits::SESSION_LIMIT;
 
 /// How long a connection is used before it is replaced: at most `max`, less
 /// a random part of up to `jitter`, drawn per connection.
@@ -32,13 +32,24 @@ pub struct Lifetime {
     jitter: Duration,
 }
 
-/// A [`Lifetime`] whose jitter is not smaller than its maximum, or whose
-/// maximum is zero.
+/// A [`Lifetime`] whose maximum is zero, reaches DSQL's 60-minute session
+/// limit (the server would end sessions first), or is not larger than its
+/// jitter.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid connection lifetime: max {max:?} must be positive and larger than the jitter {jitter:?}")]
+#[error(
+    "invalid connection lifetime: max {max:?} must be positive, below DSQL's 60-minute session limit, and larger \
+     than the jitter {jitter:?}"
+)]
 pub struct InvalidLifetime {
     max: Duration,
     jitter: Duration,
+}
+
+impl InvalidLifetime {
+    /// The maximum given.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
 }
 
 impl Default for Lifetime {
@@ -51,9 +62,10 @@ impl Default for Lifetime {
 }
 
 impl Lifetime {
-    /// At most `max`, less up to `jitter`.
+    /// At most `max`, less up to `jitter`. `max` must stay below DSQL's
+    /// session limit ([`DSQL_SESSION_LIMIT`]).
     pub fn new(max: Duration, jitter: Duration) -> Result<Self, InvalidLifetime> {
-        if max.is_zero() || jitter >= max {
+        if max.is_zero() || max >= DSQL_SESSION_LIMIT || jitter >= max {
             return Err(InvalidLifetime { max, jitter });
         }
         Ok(Self { max, jitter })
@@ -77,5 +89,22 @@ impl Lifetime {
             rand::rng().random_range(Duration::ZERO..=self.jitter)
         };
         established + (self.max - cut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifetime_reaching_the_session_limit_is_refused() {
+        for max in [DSQL_SESSION_LIMIT, DSQL_SESSION_LIMIT * 2, Duration::MAX] {
+            assert!(Lifetime::new(max, Duration::ZERO).is_err(), "{max:?}");
+        }
+        assert!(Lifetime::new(Duration::ZERO, Duration::ZERO).is_err());
+        assert!(Lifetime::new(Duration::from_secs(10), Duration::from_secs(10)).is_err());
+        let almost = DSQL_SESSION_LIMIT - Duration::from_secs(1);
+        let lifetime = Lifetime::new(almost, Duration::from_secs(60)).unwrap();
+        let _ = lifetime.deadline(Instant::now());
     }
 }

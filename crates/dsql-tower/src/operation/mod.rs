@@ -1,5 +1,7 @@
 //! What a request is: work against a connection that can be replayed.
 
+mod effects;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -8,14 +10,15 @@ use std::sync::Arc;
 
 use tokio_postgres::{Client, Transaction};
 
-use crate::classify::{Classify, ErrorClass};
-use crate::error::{BoxError, Error, Phase};
+pub(crate) use self::effects::Attempt;
+pub use self::effects::Effects;
+use crate::error::BoxError;
 
 /// A boxed, sendable future borrowing from `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-type ClientFn<T> = dyn for<'c> Fn(&'c Client) -> BoxFuture<'c, Result<T, BoxError>> + Send + Sync;
-type TransactionFn<T> =
+pub(crate) type ClientFn<T> = dyn for<'c> Fn(&'c Client) -> BoxFuture<'c, Result<T, BoxError>> + Send + Sync;
+pub(crate) type TransactionFn<T> =
     dyn for<'c, 't> Fn(&'c mut Transaction<'t>) -> BoxFuture<'c, Result<T, BoxError>> + Send + Sync;
 
 /// Work to run against a connection, replayable as a whole.
@@ -25,10 +28,28 @@ type TransactionFn<T> =
 ///   it back; replaying it is always safe. A connection lost *during*
 ///   `COMMIT` leaves the outcome unknown: it is replayed only if marked
 ///   [`idempotent`](Self::idempotent).
-/// - [`Operation::new`]: a closure over the client in autocommit mode. Each
-///   statement commits on its own, so a lost connection leaves the outcome
-///   unknown unless the operation is marked idempotent (reads, upserts by
-///   key).
+/// - [`Operation::autocommit`]: a closure over the client in autocommit mode.
+///   Each statement commits on its own, so once one statement has completed
+///   (or was sent and its answer lost) the operation is not replayed unless
+///   it is marked idempotent (reads, upserts by key). A single statement that
+///   fails with a conflict has changed nothing and is replayed.
+///
+/// # When an operation is replayed
+/// The rule lives in one place, the retry policy
+/// ([`RetryPolicy`](crate::retry::RetryPolicy)), whatever classifier is
+/// set: an operation is replayed only when nothing it did can have taken
+/// effect, or when it is marked [`idempotent`](Self::idempotent). What an
+/// attempt did is observed on the wire by the execution path (statements
+/// completed, `COMMIT` sent and answered) and recorded in the operation
+/// ([`Effects`]), not inferred from the error:
+///
+/// | the attempt failed… | replayed |
+/// |---|---|
+/// | before any statement was sent | yes |
+/// | in a transaction, before `COMMIT` was sent, or with `COMMIT` answered by an error (a conflict) | yes |
+/// | with `COMMIT` sent and its answer lost | only if idempotent |
+/// | in autocommit, after a statement completed | only if idempotent |
+/// | in autocommit, with a statement sent and its answer lost | only if idempotent |
 ///
 /// Closures return a boxed future (`Box::pin(async move { … })`): a plain
 /// `async` closure cannot borrow the transaction it is given. Their error
@@ -47,7 +68,7 @@ type TransactionFn<T> =
 /// })
 /// .named("transfer");
 ///
-/// let count = Operation::new(|client| {
+/// let count = Operation::autocommit(|client| {
 ///     Box::pin(async move {
 ///         let row = client.query_one("SELECT count(*) FROM accounts", &[]).await?;
 ///         Ok::<i64, tokio_postgres::Error>(row.get(0))
@@ -60,9 +81,10 @@ pub struct Operation<T> {
     body: Body<T>,
     idempotent: bool,
     name: Cow<'static, str>,
+    attempt: Arc<Attempt>,
 }
 
-enum Body<T> {
+pub(crate) enum Body<T> {
     Client(Arc<ClientFn<T>>),
     Transaction(Arc<TransactionFn<T>>),
 }
@@ -76,6 +98,9 @@ impl<T> Clone for Operation<T> {
             },
             idempotent: self.idempotent,
             name: self.name.clone(),
+            // A clone is a new request: its attempts are its own. Replays
+            // share the record (`Replay::replay`).
+            attempt: Arc::default(),
         }
     }
 }
@@ -97,8 +122,9 @@ impl<T> fmt::Debug for Operation<T> {
 }
 
 impl<T: Send + 'static> Operation<T> {
-    /// Statements in autocommit mode, run by `f` on the client.
-    pub fn new<F, E>(f: F) -> Self
+    /// Statements in autocommit mode, run by `f` on the client: each
+    /// statement commits on its own (see the replay rule above).
+    pub fn autocommit<F, E>(f: F) -> Self
     where
         F: for<'c> Fn(&'c Client) -> BoxFuture<'c, Result<T, E>> + Send + Sync + 'static,
         E: Into<BoxError> + 'static,
@@ -110,6 +136,7 @@ impl<T: Send + 'static> Operation<T> {
             })),
             idempotent: false,
             name: Cow::Borrowed("operation"),
+            attempt: Arc::default(),
         }
     }
 
@@ -127,6 +154,7 @@ impl<T: Send + 'static> Operation<T> {
             })),
             idempotent: false,
             name: Cow::Borrowed("transaction"),
+            attempt: Arc::default(),
         }
     }
 }
@@ -168,63 +196,26 @@ impl<T> Operation<T> {
         &self.name
     }
 
-    /// Runs the operation once on `client` and classifies a failure with
-    /// `classifier`, taking the phase into account: a lost connection is a
-    /// safe [`ErrorClass::Reconnect`] before `COMMIT` was sent in a
-    /// transaction, and [`ErrorClass::OutcomeUnknown`] during `COMMIT` or in
-    /// autocommit mode, unless the operation is idempotent.
-    ///
-    /// Whoever holds the connection should drop it when the error's class
-    /// [discards the connection](ErrorClass::discards_connection) or the
-    /// client is closed.
-    pub async fn execute(&self, client: &mut Client, classifier: &dyn Classify) -> Result<T, Error> {
-        self.run(client).await.map_err(|(phase, error)| {
-            let class = settle(classifier.classify(&*error), phase, self);
-            Error::new(class, phase, error)
-        })
+    /// What the last attempt did that may have taken effect.
+    pub fn effects(&self) -> Effects {
+        self.attempt.effects()
     }
 
-    /// Runs the operation once on `client`; on failure, says in which phase.
-    pub async fn run(&self, client: &mut Client) -> Result<T, (Phase, BoxError)> {
-        match &self.body {
-            Body::Client(f) => f(client).await.map_err(|error| (Phase::Execute, error)),
-            Body::Transaction(f) => {
-                let mut tx = client
-                    .transaction()
-                    .await
-                    .map_err(|error| (Phase::Execute, error.into()))?;
-                match f(&mut tx).await {
-                    Ok(value) => {
-                        tx.commit().await.map_err(|error| (Phase::Commit, error.into()))?;
-                        Ok(value)
-                    }
-                    Err(error) => {
-                        // A failed rollback means a lost connection, which the
-                        // caller sees through `Client::is_closed`.
-                        let _ = tx.rollback().await;
-                        Err((Phase::Execute, error))
-                    }
-                }
-            }
+    pub(crate) fn body(&self) -> &Body<T> {
+        &self.body
+    }
+
+    pub(crate) fn attempt(&self) -> &Attempt {
+        &self.attempt
+    }
+
+    /// The same request again, sharing its attempt record: what a retry
+    /// sends.
+    pub(crate) fn replayed(&self) -> Self {
+        Self {
+            attempt: Arc::clone(&self.attempt),
+            ..self.clone()
         }
-    }
-}
-
-/// The class of an operation's error, given where it happened.
-fn settle<T>(class: ErrorClass, phase: Phase, operation: &Operation<T>) -> ErrorClass {
-    let lost = matches!(class, ErrorClass::Reconnect | ErrorClass::OutcomeUnknown);
-    if !lost {
-        return class;
-    }
-    let maybe_applied = match phase {
-        Phase::Commit => true,
-        Phase::Execute => !operation.is_transaction(),
-        Phase::Connect | Phase::Unknown => false,
-    };
-    if maybe_applied && !operation.is_idempotent() {
-        ErrorClass::OutcomeUnknown
-    } else {
-        ErrorClass::Reconnect
     }
 }
 
@@ -240,7 +231,7 @@ fn settle<T>(class: ErrorClass, phase: Phase, operation: &Operation<T>) -> Error
 /// # async fn example(mut service: dsql_tower::Session<dsql_tower::connect::ConnectStack<dsql_auth::SharedTokenProvider>>)
 /// # -> Result<(), dsql_tower::Error> {
 /// let one: i32 = service
-///     .run(Operation::new(|client| Box::pin(async move {
+///     .run(Operation::autocommit(|client| Box::pin(async move {
 ///         Ok::<i32, tokio_postgres::Error>(client.query_one("SELECT 1", &[]).await?.get(0))
 ///     })))
 ///     .await?;
@@ -258,39 +249,3 @@ pub trait OperationExt<T>: tower::Service<Operation<T>> {
 }
 
 impl<S, T> OperationExt<T> for S where S: tower::Service<Operation<T>> {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn autocommit() -> Operation<()> {
-        Operation::new(|_client| Box::pin(async { Ok::<_, std::io::Error>(()) }))
-    }
-
-    fn transaction() -> Operation<()> {
-        Operation::transaction(|_tx| Box::pin(async { Ok::<_, std::io::Error>(()) }))
-    }
-
-    #[test]
-    fn a_lost_connection_is_an_unknown_outcome_only_when_work_may_have_landed() {
-        use ErrorClass::*;
-        let cases = [
-            (transaction(), Phase::Execute, Reconnect),
-            (transaction(), Phase::Commit, OutcomeUnknown),
-            (transaction().idempotent(), Phase::Commit, Reconnect),
-            (autocommit(), Phase::Execute, OutcomeUnknown),
-            (autocommit().idempotent(), Phase::Execute, Reconnect),
-            (autocommit(), Phase::Connect, Reconnect),
-        ];
-        for (operation, phase, expected) in cases {
-            assert_eq!(
-                settle(Reconnect, phase, &operation),
-                expected,
-                "{operation:?} {phase:?}"
-            );
-        }
-        // Other classes are not changed by the phase.
-        assert_eq!(settle(Conflict, Phase::Commit, &transaction()), Conflict);
-        assert_eq!(settle(Fatal, Phase::Execute, &autocommit()), Fatal);
-    }
-}

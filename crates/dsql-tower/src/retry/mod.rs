@@ -1,12 +1,20 @@
 //! Retrying by error class, on `tower::retry`.
 //!
-//! [`RetryPolicy`] is a `tower::retry::Policy`: it classifies each failure,
-//! and retries it according to the rule of its class (attempts, a window in
-//! seconds, a full-jitter [`Backoff`]), within a retry budget shared by all
-//! requests so that a failing cluster is not hammered. Put it in a stack with
-//! [`RetryPolicy::layer`] (tower's `RetryLayer`).
+//! [`RetryPolicy`] is a `tower::retry::Policy`: it takes the class of each
+//! failure (from the error, classified where it happened, or from its own
+//! classifier), and retries it according to the rule of its class
+//! (attempts, a window in seconds, a full-jitter [`Backoff`]), within a
+//! retry budget shared by all requests so that a failing cluster is not
+//! hammered. Put it in a stack with [`RetryPolicy::layer`] (tower's
+//! `RetryLayer`).
+//!
+//! The policy owns the replay rule, whatever the classifier says: a
+//! request whose last attempt may have taken effect
+//! ([`Replay::effects`]) is replayed only when it is idempotent. See
+//! [`Operation`](crate::Operation) for the table.
 
 mod backoff;
+mod replay;
 
 use std::any::Any;
 use std::error::Error as StdError;
@@ -20,66 +28,10 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::{Policy, RetryLayer};
 
 pub use self::backoff::Backoff;
-use crate::classify::{Classify, DsqlClassifier, ErrorClass};
+pub use self::replay::Replay;
+use crate::classify::{Classify, ErrorClass, SharedClassifier};
 use crate::error::{Error, Phase};
-use crate::operation::Operation;
-
-/// A request that a retry can send again.
-///
-/// Implemented for [`Operation`] (replayable; idempotent when marked) and
-/// for `tokio_postgres::Config` (connecting is always safe to repeat).
-/// Implement it to put [`RetryPolicy`] in front of your own requests:
-///
-/// ```
-/// use dsql_tower::retry::Replay;
-///
-/// #[derive(Clone)]
-/// struct Lookup {
-///     key: String,
-/// }
-///
-/// impl Replay for Lookup {
-///     fn replay(&self) -> Option<Self> {
-///         Some(self.clone())
-///     }
-///
-///     fn is_idempotent(&self) -> bool {
-///         true // a read
-///     }
-/// }
-///
-/// let lookup = Lookup { key: "k".into() };
-/// assert!(lookup.replay().is_some() && lookup.is_idempotent());
-/// ```
-pub trait Replay: Sized {
-    /// A copy to send again, or `None` if it cannot be replayed.
-    fn replay(&self) -> Option<Self>;
-
-    /// Whether running it twice is harmless, so that it may be replayed
-    /// when the outcome of an attempt is unknown.
-    fn is_idempotent(&self) -> bool;
-}
-
-impl<T> Replay for Operation<T> {
-    fn replay(&self) -> Option<Self> {
-        Some(self.clone())
-    }
-
-    fn is_idempotent(&self) -> bool {
-        Operation::is_idempotent(self)
-    }
-}
-
-/// Connecting is always safe to repeat.
-impl Replay for tokio_postgres::Config {
-    fn replay(&self) -> Option<Self> {
-        Some(self.clone())
-    }
-
-    fn is_idempotent(&self) -> bool {
-        true
-    }
-}
+use crate::operation::Effects;
 
 /// How one class of errors is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +96,7 @@ impl Rules {
     }
 }
 
-/// Retries by [`ErrorClass`]; a `tower::retry::Policy` for [`Operation`]s
+/// Retries by [`ErrorClass`]; a `tower::retry::Policy` for [`Operation`](crate::Operation)s
 /// and for connects.
 ///
 /// | class | operations ([`for_operations`](Self::for_operations)) | connects ([`for_connects`](Self::for_connects)) |
@@ -159,6 +111,12 @@ impl Rules {
 /// Errors from getting a connection ([`Phase::Connect`]) are not retried at
 /// the operation level: the connect stack has already retried them with the
 /// connect rules, and retrying again would multiply the attempts.
+///
+/// Whatever the class, a request whose failed attempt may have taken
+/// effect ([`Replay::effects`]: an autocommit statement completed or
+/// unanswered, a `COMMIT` unanswered) is replayed only if it is idempotent;
+/// the error that surfaces says why it was not
+/// ([`Error::not_replayed`]).
 ///
 /// Retries other than conflicts draw from a budget shared by every clone
 /// (tower's `TpsBudget`: 20 % of recent successes plus 10 per second), so a
@@ -179,10 +137,13 @@ impl Rules {
 /// # let _ = stack;
 /// ```
 #[derive(Clone)]
-pub struct RetryPolicy<C = DsqlClassifier> {
+pub struct RetryPolicy {
     rules: Arc<Rules>,
     budget: Option<Arc<TpsBudget>>,
-    classifier: C,
+    classifier: SharedClassifier,
+    /// Whether connect-phase errors are this policy's to retry (the
+    /// connect stack's policy) or not (an operation policy's).
+    connects: bool,
     retries: u32,
     first_failure: Option<Instant>,
 }
@@ -191,38 +152,42 @@ impl RetryPolicy {
     /// The rules for operations (see the table above).
     pub fn for_operations() -> Self {
         let reconnect = RetryRule::new(Backoff::new(ms(10), secs(1)), 10, secs(10));
-        Self::with_rules(Rules {
-            conflict: Some(RetryRule::new(Backoff::new(ms(2), ms(250)), 30, secs(10))),
-            reconnect: Some(reconnect),
-            outcome_unknown: Some(reconnect),
-            reauthenticate: Some(RetryRule::new(Backoff::new(ms(100), secs(2)), 10, secs(5))),
-            throttled: Some(RetryRule::new(Backoff::new(ms(100), secs(5)), 10, secs(30))),
-        })
+        Self::with_rules(
+            Rules {
+                conflict: Some(RetryRule::new(Backoff::new(ms(2), ms(250)), 30, secs(10))),
+                reconnect: Some(reconnect),
+                outcome_unknown: Some(reconnect),
+                reauthenticate: Some(RetryRule::new(Backoff::new(ms(100), secs(2)), 10, secs(5))),
+                throttled: Some(RetryRule::new(Backoff::new(ms(100), secs(5)), 10, secs(30))),
+            },
+            false,
+        )
     }
 
     /// The rules for connects (see the table above).
     pub fn for_connects() -> Self {
-        Self::with_rules(Rules {
-            conflict: None,
-            reconnect: Some(RetryRule::new(Backoff::new(ms(50), secs(2)), 8, secs(15))),
-            outcome_unknown: None,
-            reauthenticate: Some(RetryRule::new(Backoff::new(ms(100), secs(2)), 10, secs(5))),
-            throttled: Some(RetryRule::new(Backoff::new(ms(100), secs(5)), 12, secs(30))),
-        })
+        Self::with_rules(
+            Rules {
+                conflict: None,
+                reconnect: Some(RetryRule::new(Backoff::new(ms(50), secs(2)), 8, secs(15))),
+                outcome_unknown: None,
+                reauthenticate: Some(RetryRule::new(Backoff::new(ms(100), secs(2)), 10, secs(5))),
+                throttled: Some(RetryRule::new(Backoff::new(ms(100), secs(5)), 12, secs(30))),
+            },
+            true,
+        )
     }
 
-    fn with_rules(rules: Rules) -> Self {
+    fn with_rules(rules: Rules, connects: bool) -> Self {
         Self {
             rules: Arc::new(rules),
             budget: Some(Arc::new(TpsBudget::new(secs(10), 10, 0.2))),
-            classifier: DsqlClassifier,
+            classifier: SharedClassifier::default(),
+            connects,
             retries: 0,
             first_failure: None,
         }
     }
-}
-
-impl<C> RetryPolicy<C> {
     /// Sets how `class` is retried; `None` never retries it.
     /// [`ErrorClass::Fatal`] is never retried whatever is set.
     pub fn rule(mut self, class: ErrorClass, rule: Option<RetryRule>) -> Self {
@@ -248,15 +213,16 @@ impl<C> RetryPolicy<C> {
         self
     }
 
-    /// Classifies with `classifier` instead of [`DsqlClassifier`].
-    pub fn classifier<C2>(self, classifier: C2) -> RetryPolicy<C2> {
-        RetryPolicy {
-            rules: self.rules,
-            budget: self.budget,
-            classifier,
-            retries: 0,
-            first_failure: None,
-        }
+    /// Classifies errors that come unclassified (not a [`crate::Error`])
+    /// with `classifier` instead of [`DsqlClassifier`](crate::DsqlClassifier).
+    /// It cannot make an unsafe replay happen: see the type's docs.
+    pub fn classifier(self, classifier: impl Classify + 'static) -> Self {
+        self.shared_classifier(SharedClassifier::new(classifier))
+    }
+
+    pub(crate) fn shared_classifier(mut self, classifier: SharedClassifier) -> Self {
+        self.classifier = classifier;
+        self
     }
 
     /// tower's `RetryLayer` with this policy.
@@ -268,10 +234,14 @@ impl<C> RetryPolicy<C> {
         &mut self,
         class: ErrorClass,
         phase: Option<Phase>,
+        effects: Effects,
         idempotent: bool,
     ) -> Result<Duration, &'static str> {
-        if phase == Some(Phase::Connect) {
+        if phase == Some(Phase::Connect) && !self.connects {
             return Err("connect errors are retried by the connect stack");
+        }
+        if effects.may_have_landed() && !idempotent {
+            return Err(effects.as_str());
         }
         if class == ErrorClass::OutcomeUnknown && !idempotent {
             return Err("the outcome is unknown and the operation is not idempotent");
@@ -295,22 +265,21 @@ impl<C> RetryPolicy<C> {
     }
 }
 
-impl<C: fmt::Debug> fmt::Debug for RetryPolicy<C> {
+impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryPolicy")
             .field("rules", &self.rules)
             .field("budget", &self.budget.is_some())
-            .field("classifier", &self.classifier)
+            .field("connects", &self.connects)
             .field("retries", &self.retries)
             .finish()
     }
 }
 
-impl<Req, Res, E, C> Policy<Req, Res, E> for RetryPolicy<C>
+impl<Req, Res, E> Policy<Req, Res, E> for RetryPolicy
 where
     Req: Replay,
     E: StdError + 'static,
-    C: Classify,
 {
     type Future = tokio::time::Sleep;
 
@@ -324,9 +293,12 @@ where
             }
             Err(error) => error,
         };
-        let class = self.classifier.classify(&*error);
-        let phase = phase_of(&*error);
-        match self.decide(class, phase, request.is_idempotent()) {
+        let (class, phase) = match classified(&*error) {
+            Some(classified) => (classified.class(), Some(classified.phase())),
+            None => (self.classifier.classify(&*error), None),
+        };
+        let effects = request.effects();
+        match self.decide(class, phase, effects, request.is_idempotent()) {
             Ok(delay) => {
                 self.retries += 1;
                 tracing::debug!(
@@ -345,6 +317,11 @@ where
                 }
                 if let Some(error) = (error as &mut dyn Any).downcast_mut::<Error>() {
                     error.set_attempts(attempts);
+                    let allowed_by_class =
+                        self.rules.get(class).is_some() && class != ErrorClass::OutcomeUnknown;
+                    if effects.may_have_landed() && allowed_by_class {
+                        error.set_not_replayed(reason);
+                    }
                 }
                 None
             }
@@ -356,11 +333,12 @@ where
     }
 }
 
-fn phase_of(error: &(dyn StdError + 'static)) -> Option<Phase> {
+/// The first classified [`Error`] in the chain: its class is trusted.
+fn classified<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Error> {
     let mut next = Some(error);
     while let Some(error) = next {
         if let Some(error) = error.downcast_ref::<Error>() {
-            return Some(error.phase());
+            return Some(error);
         }
         next = error.source();
     }

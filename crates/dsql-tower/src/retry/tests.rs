@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tower::{Service, ServiceExt, service_fn};
 
 use super::*;
+use crate::operation::{Effects, Operation};
 
 fn op() -> Operation<u32> {
-    Operation::new(|_client| Box::pin(async { Ok::<_, io::Error>(7) }))
+    Operation::autocommit(|_client| Box::pin(async { Ok::<_, io::Error>(7) }))
 }
 
 fn error(class: ErrorClass, phase: Phase) -> Error {
@@ -167,4 +168,62 @@ fn full_jitter_backoff_stays_within_its_window() {
     // Full jitter: the whole window is used, including its low end.
     assert!(delays.iter().any(|d| *d < ms(20)));
     assert!(delays.iter().any(|d| *d > ms(180)));
+}
+
+/// The replay rule belongs to the policy: whatever the error says (here a
+/// plain error a user's layer made of ours, classified as a conflict by a
+/// hostile classifier), an attempt that may have taken effect is replayed
+/// only when the operation is idempotent.
+#[tokio::test(start_paused = true)]
+async fn what_an_attempt_did_decides_whatever_the_classifier_says() {
+    for effects in [
+        Effects::CommitUnanswered,
+        Effects::StatementCompleted,
+        Effects::StatementUnanswered,
+    ] {
+        for idempotent in [false, true] {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let counter = Arc::clone(&calls);
+            let inner = service_fn(move |op: Operation<u32>| {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                op.attempt().set(if n == 0 { effects } else { Effects::None });
+                async move {
+                    if n == 0 {
+                        let ours = Error::new(ErrorClass::Fatal, Phase::Commit, "lost");
+                        Err(io::Error::other(ours.report().to_string()))
+                    } else {
+                        Ok(7)
+                    }
+                }
+            });
+            let hostile = |_: &(dyn std::error::Error + 'static)| ErrorClass::Conflict;
+            let policy = RetryPolicy::for_operations().classifier(hostile);
+            let mut service = tower::ServiceBuilder::new().layer(policy.layer()).service(inner);
+            let op = if idempotent { op().idempotent() } else { op() };
+            let result = service.ready().await.unwrap().call(op).await;
+            let calls = calls.load(Ordering::SeqCst);
+            if idempotent {
+                assert_eq!(result.unwrap(), 7, "{effects:?}");
+                assert_eq!(calls, 2);
+            } else {
+                assert!(result.is_err(), "{effects:?} replayed");
+                assert_eq!(calls, 1, "{effects:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_error_says_why_it_was_not_replayed() {
+    let inner = service_fn(move |op: Operation<u32>| {
+        op.attempt().set(Effects::StatementCompleted);
+        async move { Err::<u32, _>(Error::new(ErrorClass::Conflict, Phase::Execute, "40001")) }
+    });
+    let mut service = tower::ServiceBuilder::new()
+        .layer(RetryPolicy::for_operations().layer())
+        .service(inner);
+    let error = service.ready().await.unwrap().call(op()).await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Conflict);
+    assert_eq!(error.not_replayed(), Some(Effects::StatementCompleted.as_str()));
+    assert!(error.to_string().contains("not replayed: a statement"), "{error}");
 }

@@ -3,7 +3,7 @@ use std::fmt;
 use tower::Layer;
 
 use super::TokenService;
-use crate::classify::DsqlClassifier;
+use crate::classify::{Classify, SharedClassifier};
 
 /// Sets a token from a [`TokenProvider`](dsql_auth::TokenProvider) as the
 /// password of every connect that passes through; see [`TokenService`].
@@ -28,41 +28,41 @@ use crate::classify::DsqlClassifier;
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct TokenLayer<P, C = DsqlClassifier> {
+pub struct TokenLayer<P> {
     provider: P,
-    classifier: C,
+    classifier: SharedClassifier,
 }
 
 impl<P> TokenLayer<P> {
     /// Takes tokens from `provider`, and recognizes refusals with
-    /// [`DsqlClassifier`].
+    /// [`DsqlClassifier`](crate::DsqlClassifier).
     pub fn new(provider: P) -> Self {
         Self {
             provider,
-            classifier: DsqlClassifier,
+            classifier: SharedClassifier::default(),
         }
     }
-}
 
-impl<P, C> TokenLayer<P, C> {
     /// Recognizes refused tokens with `classifier` instead.
-    pub fn with_classifier<C2>(self, classifier: C2) -> TokenLayer<P, C2> {
-        TokenLayer {
-            provider: self.provider,
-            classifier,
-        }
+    pub fn classifier(self, classifier: impl Classify + 'static) -> Self {
+        self.shared_classifier(SharedClassifier::new(classifier))
+    }
+
+    pub(crate) fn shared_classifier(mut self, classifier: SharedClassifier) -> Self {
+        self.classifier = classifier;
+        self
     }
 }
 
-impl<S, P: Clone, C: Clone> Layer<S> for TokenLayer<P, C> {
-    type Service = TokenService<S, P, C>;
+impl<S, P: Clone> Layer<S> for TokenLayer<P> {
+    type Service = TokenService<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         TokenService::new(inner, self.provider.clone(), self.classifier.clone())
     }
 }
 
-impl<P: fmt::Debug, C: fmt::Debug> fmt::Debug for TokenLayer<P, C> {
+impl<P: fmt::Debug> fmt::Debug for TokenLayer<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenLayer")
             .field("provider", &self.provider)

@@ -9,11 +9,11 @@ use std::mem;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use dsql_auth::{TokenError, TokenProvider};
+use dsql_auth::{TokenError, TokenProvider, TokenScope};
 use tower::Service;
 
 pub use self::layer::TokenLayer;
-use crate::classify::{Classify, DsqlClassifier, ErrorClass};
+use crate::classify::{Classify, ErrorClass, SharedClassifier};
 
 /// Connect options that can take a password: the seam between a
 /// [`TokenProvider`] and any driver.
@@ -42,11 +42,25 @@ use crate::classify::{Classify, DsqlClassifier, ErrorClass};
 pub trait SetPassword {
     /// Sets the password for the next connect.
     fn set_password(&mut self, password: &str);
+
+    /// The (host, user) this connect is for, when the options know it; a
+    /// token for another scope is then refused before it is sent.
+    fn scope(&self) -> Option<TokenScope> {
+        None
+    }
 }
 
 impl SetPassword for tokio_postgres::Config {
     fn set_password(&mut self, password: &str) {
         self.password(password);
+    }
+
+    fn scope(&self) -> Option<TokenScope> {
+        let host = self.get_hosts().iter().find_map(|host| match host {
+            tokio_postgres::config::Host::Tcp(host) => Some(host),
+            _ => None,
+        })?;
+        Some(TokenScope::new(host.as_str(), self.get_user()?))
     }
 }
 
@@ -55,17 +69,19 @@ impl SetPassword for tokio_postgres::Config {
 /// it ([`ErrorClass::Reauthenticate`]), tells the provider to drop it.
 ///
 /// The inner service's error type must accept a [`TokenError`] (`From`), so
-/// a failure to get a token surfaces as a connect error.
+/// a failure to get a token surfaces as a connect error. When both the
+/// provider and the connect options know their (host, user) and they differ,
+/// the connect fails with [`TokenError::WrongScope`] and no token is sent.
 #[derive(Clone)]
-pub struct TokenService<S, P, C = DsqlClassifier> {
+pub struct TokenService<S, P> {
     inner: S,
     provider: P,
-    classifier: C,
+    classifier: SharedClassifier,
 }
 
-impl<S, P, C> TokenService<S, P, C> {
+impl<S, P> TokenService<S, P> {
     /// Wraps `inner`.
-    pub fn new(inner: S, provider: P, classifier: C) -> Self {
+    pub fn new(inner: S, provider: P, classifier: SharedClassifier) -> Self {
         Self {
             inner,
             provider,
@@ -94,7 +110,7 @@ impl<S, P, C> TokenService<S, P, C> {
     }
 }
 
-impl<S: fmt::Debug, P: fmt::Debug, C: fmt::Debug> fmt::Debug for TokenService<S, P, C> {
+impl<S: fmt::Debug, P: fmt::Debug> fmt::Debug for TokenService<S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenService")
             .field("inner", &self.inner)
@@ -108,14 +124,13 @@ impl<S: fmt::Debug, P: fmt::Debug, C: fmt::Debug> fmt::Debug for TokenService<S,
 /// future type cannot be named, and runs once per connect, not per query.
 pub type TokenFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-impl<S, P, C, R> Service<R> for TokenService<S, P, C>
+impl<S, P, R> Service<R> for TokenService<S, P>
 where
     R: SetPassword + Send + 'static,
     S: Service<R> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: From<TokenError> + StdError + 'static,
     P: TokenProvider + Clone + 'static,
-    C: Classify + Clone + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -133,6 +148,9 @@ where
         let provider = self.provider.clone();
         let classifier = self.classifier.clone();
         Box::pin(async move {
+            if let Some(requested) = request.scope() {
+                crate::connect::check_scope(&provider, &requested)?;
+            }
             let token = provider.token().await?;
             request.set_password(token.expose_secret());
             let result = inner.call(request).await;

@@ -75,7 +75,6 @@ fn classifier(error: &(dyn std::error::Error + 'static)) -> ErrorClass {
 type Layered = super::TokenService<
     tower::util::MapErr<mock::Mock<tokio_postgres::Config, &'static str>, fn(BoxError) -> TestError>,
     Counting,
-    fn(&(dyn std::error::Error + 'static)) -> ErrorClass,
 >;
 
 fn service(provider: Counting) -> (Layered, mock::Handle<tokio_postgres::Config, &'static str>) {
@@ -88,7 +87,7 @@ fn service(provider: Counting) -> (Layered, mock::Handle<tokio_postgres::Config,
         }
     };
     let classify: fn(&(dyn std::error::Error + 'static)) -> ErrorClass = classifier;
-    let layer = TokenLayer::new(provider).with_classifier(classify);
+    let layer = TokenLayer::new(provider).classifier(classify);
     (layer.layer(mock.map_err(to_test_error)), handle)
 }
 

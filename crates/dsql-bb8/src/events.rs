@@ -1,0 +1,47 @@
+//! What the manager tells the pool: closing, the last connect error, and a
+//! signal for fatal ones.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use dsql_tower::lifecycle::Tasks;
+use dsql_tower::{Error, ErrorClass};
+use tokio::sync::watch;
+
+#[derive(Debug)]
+pub(crate) struct Events {
+    pub(crate) closed: AtomicBool,
+    /// The last connect error, and a signal each time a fatal one happens.
+    last_error: Mutex<Option<Error>>,
+    pub(crate) fatal: watch::Sender<u64>,
+    pub(crate) tasks: Arc<Tasks>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self {
+            closed: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            fatal: watch::Sender::new(0),
+            tasks: Arc::default(),
+        }
+    }
+}
+
+impl Events {
+    /// Keeps `error` as the pool's last connect error, signalling waiters
+    /// when it is fatal.
+    pub(crate) fn connect_failed(&self, error: &Error) {
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+        if error.class() == ErrorClass::Fatal {
+            self.fatal.send_modify(|n| *n += 1);
+        }
+    }
+
+    pub(crate) fn last_error(&self) -> Option<Error> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}

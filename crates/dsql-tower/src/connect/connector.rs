@@ -1,0 +1,230 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use dsql_auth::{Action, DsqlConfig};
+use tokio_postgres::config::{Host, SslMode, SslNegotiation};
+use tower::Service;
+use tracing::Instrument;
+
+use super::config::DEFAULT_CONNECT_TIMEOUT;
+use super::tls::{ALPN_POSTGRESQL, client_config};
+use super::tls_connect::Tls;
+use super::{ConnectError, PgConnection};
+use crate::error::display_chain;
+
+/// Connects over verified TLS: a `Service<tokio_postgres::Config>`
+/// returning a [`PgConnection`].
+///
+/// It owns the transport's guarantees, whatever config it is handed (one
+/// from [`pg_config`](super::pg_config), or your own
+/// `tokio_postgres::Config`, whose default is `sslmode=prefer`):
+/// - TLS is required: `prefer` (tokio-postgres' default) is upgraded to
+///   `require`, so a server that declines TLS never receives the token;
+///   `sslmode=disable` and Unix-socket hosts are refused with
+///   [`ConnectError::Insecure`] before anything is sent;
+/// - the certificate and host name are verified against the config's host
+///   (the DSQL endpoint), also when `hostaddr` sends the TCP connection
+///   elsewhere; SNI names that host;
+/// - with direct TLS (`sslnegotiation=direct`) the server must select ALPN
+///   `postgresql`;
+/// - a connect timeout of zero means none (libpq's reading); without one,
+///   [`DEFAULT_CONNECT_TIMEOUT`](super::DEFAULT_CONNECT_TIMEOUT) applies.
+///
+/// The socket task is spawned on the current Tokio runtime inside a
+/// `dsql.connection` span, and its end is traced.
+///
+/// ```no_run
+/// use dsql_auth::DsqlConfig;
+/// use dsql_tower::connect::Connector;
+/// use tower::{Service, ServiceExt};
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let config: DsqlConfig = "postgres://admin@abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws".parse()?;
+/// let mut connector = Connector::new(&config)?;
+/// // A config of your own: TLS is enforced all the same.
+/// let mut pg = tokio_postgres::Config::new();
+/// pg.host(config.endpoint().host()).user("admin").dbname("postgres");
+/// pg.password("a token from dsql_auth");
+/// let connection = connector.ready().await?.call(pg).await?;
+/// connection.simple_query("SELECT 1").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Connector {
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Connector {
+    /// A connector for `config`'s TLS settings (`sslrootcert`, or the
+    /// system's roots).
+    pub fn new(config: &DsqlConfig) -> Result<Self, ConnectError> {
+        Ok(Self::with_tls(client_config(config.ssl_root_cert())?))
+    }
+
+    /// A connector with your own rustls configuration (roots, client
+    /// certificates). ALPN `postgresql` is added to what it offers and SNI
+    /// is turned on. Keep certificate verification on: this is the one
+    /// guarantee a rustls configuration can remove.
+    pub fn with_tls(mut tls: rustls::ClientConfig) -> Self {
+        if !tls.alpn_protocols.iter().any(|p| p == ALPN_POSTGRESQL) {
+            tls.alpn_protocols.push(ALPN_POSTGRESQL.to_vec());
+        }
+        tls.enable_sni = true;
+        Self { tls: Arc::new(tls) }
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Connector`].
+pub type ConnectFuture = Pin<Box<dyn Future<Output = Result<PgConnection, ConnectError>> + Send>>;
+
+impl Service<tokio_postgres::Config> for Connector {
+    type Response = PgConnection;
+    type Error = ConnectError;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, config: tokio_postgres::Config) -> Self::Future {
+        let host = describe_host(&config);
+        let user = config.get_user().unwrap_or("").to_owned();
+        let direct = matches!(config.get_ssl_negotiation(), SslNegotiation::Direct);
+        let span = tracing::info_span!(
+            "dsql.connect",
+            host = %host,
+            user = %user,
+            action = %Action::for_user(&user),
+            tls = if direct { "direct" } else { "postgres" },
+        );
+        let tls = self.tls.clone();
+        Box::pin(
+            async move {
+                let (config, timeout) = secured(config)?;
+                let wire = Arc::default();
+                let tls = Tls::new(tls, direct, Arc::clone(&wire));
+                let connecting = config.connect(tls.clone());
+                let connected = match timeout {
+                    Some(timeout) => tokio::time::timeout(timeout, connecting)
+                        .await
+                        .map_err(|_elapsed| ConnectError::Timeout {
+                            host: host.clone(),
+                            timeout,
+                        })?,
+                    None => connecting.await,
+                };
+                let (client, connection) = connected.map_err(|source| {
+                    tracing::debug!(error = %display_chain(&source), "connect failed");
+                    ConnectError::Postgres {
+                        host: host.clone(),
+                        source,
+                    }
+                })?;
+                let task = tokio::spawn(
+                    async move {
+                        match connection.await {
+                            Ok(()) => tracing::debug!("connection closed"),
+                            Err(error) => {
+                                tracing::debug!(error = %display_chain(&error), "connection ended")
+                            }
+                        }
+                    }
+                    .instrument(tracing::debug_span!("dsql.connection", host = %host)),
+                );
+                tracing::debug!("connected");
+                Ok(PgConnection::new(client, task, tls, wire))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The config as it will be used, with TLS required, and the timeout of
+/// the whole connect (`None`: no limit).
+fn secured(
+    mut config: tokio_postgres::Config,
+) -> Result<(tokio_postgres::Config, Option<Duration>), ConnectError> {
+    match config.get_ssl_mode() {
+        SslMode::Disable => {
+            return Err(ConnectError::Insecure {
+                setting: "sslmode=disable",
+            });
+        }
+        SslMode::Require => {}
+        // `prefer` (the default of a config built by hand) falls back to
+        // cleartext when the server declines: never with a token.
+        _ => {
+            config.ssl_mode(SslMode::Require);
+        }
+    }
+    if config
+        .get_hosts()
+        .iter()
+        .any(|host| matches!(host, Host::Unix(_)))
+    {
+        return Err(ConnectError::Insecure {
+            setting: "a Unix-socket host (no TLS)",
+        });
+    }
+    let timeout = match config.get_connect_timeout() {
+        Some(zero) if zero.is_zero() => {
+            // tokio-postgres would time out each socket at once.
+            config.connect_timeout(Duration::MAX);
+            None
+        }
+        Some(timeout) => Some(*timeout),
+        None => Some(DEFAULT_CONNECT_TIMEOUT),
+    };
+    Ok((config, timeout))
+}
+
+fn describe_host(config: &tokio_postgres::Config) -> String {
+    match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "(no host)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_required_whatever_the_config_says() {
+        let mut prefer = tokio_postgres::Config::new();
+        prefer.host("h.dsql.us-east-1.on.aws");
+        let (config, timeout) = secured(prefer).unwrap();
+        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(timeout, Some(DEFAULT_CONNECT_TIMEOUT));
+
+        let mut disable = tokio_postgres::Config::new();
+        disable.host("h").ssl_mode(SslMode::Disable);
+        let error = secured(disable).unwrap_err();
+        assert!(error.to_string().contains("sslmode=disable"), "{error}");
+
+        let mut unix = tokio_postgres::Config::new();
+        unix.host_path("/run/postgresql");
+        assert!(matches!(secured(unix), Err(ConnectError::Insecure { .. })));
+    }
+
+    #[test]
+    fn a_zero_connect_timeout_means_none() {
+        let mut config = tokio_postgres::Config::new();
+        config.host("h").connect_timeout(Duration::ZERO);
+        let (config, timeout) = secured(config).unwrap();
+        assert_eq!(timeout, None);
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::MAX));
+    }
+}

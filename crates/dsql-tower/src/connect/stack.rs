@@ -1,0 +1,137 @@
+use std::sync::Arc;
+
+use dsql_auth::{DsqlConfig, TokenError, TokenProvider, TokenScope};
+
+use super::rate::{ConnectRateLimit, RateLimitedConnect};
+use super::{ConnectError, Connector};
+use crate::classify::{Classify, SharedClassifier};
+use crate::retry::RetryPolicy;
+use crate::token::{TokenLayer, TokenService};
+
+/// New connections per second, shared by every pool and session of an
+/// endpoint in the process: half of DSQL's 100/s, so other clients keep room.
+pub const DEFAULT_CONNECT_RATE: f64 = 50.0;
+
+/// Connections that may open at once before [`DEFAULT_CONNECT_RATE`] applies.
+pub const DEFAULT_CONNECT_BURST: u32 = 50;
+
+/// The connect stack: connect retries (throttling, refused tokens, transient
+/// I/O) around the connect rate limit (so every attempt is paced) around
+/// token injection around the TLS [`Connector`].
+pub type ConnectStack<P> = tower::retry::Retry<RetryPolicy, RateLimitedConnect<TokenService<Connector, P>>>;
+
+/// Builds the [`ConnectStack`] for `config`, with tokens from `provider`,
+/// DSQL's classifier and the default connect rate; see [`StackBuilder`].
+///
+/// Refused tokens are invalidated in the provider and retried with a new
+/// one; `53300`, `53400` and `57P03` back off; a fatal refusal (the role
+/// does not match the token's action) fails at once.
+pub fn stack<P>(config: &DsqlConfig, provider: P) -> Result<ConnectStack<P>, ConnectError>
+where
+    P: TokenProvider + Clone + 'static,
+{
+    StackBuilder::new(config, provider).build()
+}
+
+/// Builds a [`ConnectStack`].
+///
+/// ```no_run
+/// use dsql_auth::{DsqlConfig, SharedTokenProvider};
+/// use dsql_tower::connect::StackBuilder;
+///
+/// # fn example(config: DsqlConfig, tokens: SharedTokenProvider) -> Result<(), dsql_tower::ConnectError> {
+/// let stack = StackBuilder::new(&config, tokens).connect_rate(20.0, 10).build()?;
+/// # let _ = stack;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct StackBuilder<P> {
+    config: DsqlConfig,
+    provider: P,
+    classifier: SharedClassifier,
+    rate: Rate,
+}
+
+#[derive(Debug)]
+enum Rate {
+    Shared(f64, u32),
+    Given(Arc<ConnectRateLimit>),
+    Unlimited,
+}
+
+impl<P> StackBuilder<P>
+where
+    P: TokenProvider + Clone + 'static,
+{
+    /// A stack for `config` with tokens from `provider`.
+    pub fn new(config: &DsqlConfig, provider: P) -> Self {
+        Self {
+            config: config.clone(),
+            provider,
+            classifier: SharedClassifier::default(),
+            rate: Rate::Shared(DEFAULT_CONNECT_RATE, DEFAULT_CONNECT_BURST),
+        }
+    }
+
+    /// Classifies connect errors with `classifier` (refused tokens, retries).
+    pub fn classifier(mut self, classifier: impl Classify + 'static) -> Self {
+        self.classifier = SharedClassifier::new(classifier);
+        self
+    }
+
+    /// Connects per second and burst, shared by every stack of the endpoint
+    /// in this process (default 50/s, burst 50); stacks of one endpoint must
+    /// agree, or `build` fails.
+    pub fn connect_rate(mut self, per_second: f64, burst: u32) -> Self {
+        self.rate = Rate::Shared(per_second, burst);
+        self
+    }
+
+    /// Paces connects with `limit` (yours to share).
+    pub fn rate_limit(mut self, limit: Arc<ConnectRateLimit>) -> Self {
+        self.rate = Rate::Given(limit);
+        self
+    }
+
+    /// Connects as fast as the server lets it.
+    pub fn no_rate_limit(mut self) -> Self {
+        self.rate = Rate::Unlimited;
+        self
+    }
+
+    /// Builds the stack. Fails if the provider signs tokens for another
+    /// host or role than `config` connects to (each would be refused), on
+    /// a connect rate that conflicts with the endpoint's, and on a TLS
+    /// configuration that cannot be loaded.
+    pub fn build(self) -> Result<ConnectStack<P>, ConnectError> {
+        check_scope(&self.provider, &TokenScope::of(&self.config))?;
+        let limit = match self.rate {
+            Rate::Shared(per_second, burst) => Some(
+                ConnectRateLimit::shared(self.config.endpoint().host(), per_second, burst)
+                    .map_err(ConnectError::RateLimit)?,
+            ),
+            Rate::Given(limit) => Some(limit),
+            Rate::Unlimited => None,
+        };
+        let tokens = TokenLayer::new(self.provider).shared_classifier(self.classifier.clone());
+        let connect = RateLimitedConnect::with_limit(
+            tower::Layer::layer(&tokens, Connector::new(&self.config)?),
+            limit,
+        );
+        let policy = RetryPolicy::for_connects().shared_classifier(self.classifier);
+        Ok(tower::retry::Retry::new(policy, connect))
+    }
+}
+
+/// Fails when `provider` says it signs for another (host, user) than
+/// `requested`.
+pub(crate) fn check_scope<P: TokenProvider>(provider: &P, requested: &TokenScope) -> Result<(), TokenError> {
+    match provider.scope() {
+        Some(provider) if provider != *requested => Err(TokenError::WrongScope {
+            provider,
+            requested: requested.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
