@@ -14,7 +14,7 @@ use std::time::Duration;
 use dsql_local::{DsqlLocal, LocalConfigBuilder};
 
 /// A boxed error for examples.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use dsql_tower::BoxError;
 
 /// Where the examples connect, and how they get tokens.
 #[derive(Debug)]

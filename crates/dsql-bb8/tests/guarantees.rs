@@ -234,3 +234,31 @@ async fn the_pools_classifier_decides_what_run_replays_but_not_what_is_safe() {
     hostile.close().await;
     harness.local.shutdown().await;
 }
+
+/// tokio-postgres closes a dropped statement with `Close` + `Sync` and does
+/// not wait for the answer: a connection returned right after still has
+/// that reply due, which cannot change its transaction status. Its next
+/// checkout must not pay a round trip for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_at_rest_is_handed_out_without_a_round_trip() {
+    let harness = Harness::start(|b| b, Duration::from_secs(900)).await;
+    let pool = DsqlPool::builder(&harness.config)
+        .max_size(1)
+        .build(harness.tokens.clone())
+        .unwrap();
+    for _ in 0..20 {
+        let connection = pool.get().await.unwrap();
+        connection.execute("SELECT 1", &[]).await.unwrap();
+        drop(connection);
+        // If the checkout sent anything, it would be statement 1 and take
+        // the fault; the caller's own statement must be the first.
+        harness.local.faults().fail_statement(1);
+        let connection = pool.get().await.unwrap();
+        let error = connection.execute("SELECT 1", &[]).await.unwrap_err();
+        assert_eq!(error.code().map(|code| code.code()), Some("40001"), "{error}");
+        harness.local.faults().clear();
+    }
+    assert_eq!(pool.state().connects, 1);
+    pool.close().await;
+    harness.local.shutdown().await;
+}

@@ -354,3 +354,36 @@ async fn direct_tls_requires_the_server_to_select_alpn_postgresql() {
     let received = server.await.unwrap().expect("the handshake itself succeeded");
     assert!(received.is_empty(), "the client sent {} bytes", received.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_rate_limit_paces_every_attempt_retries_included() {
+    // An endpoint of its own: the limiter is shared per endpoint.
+    let host = format!("{:0>26}", format!("{}rate", std::process::id()));
+    let harness = Harness::start(
+        |b| b.endpoint_host(format!("{host}.dsql.us-east-1.on.aws")),
+        Duration::from_secs(900),
+    )
+    .await;
+    let stack = dsql_tower::connect::StackBuilder::new(&harness.config, harness.tokens.clone())
+        .connect_rate(2.0, 1)
+        .build()
+        .unwrap();
+    let limit = std::sync::Arc::clone(stack.get_ref().limit().unwrap());
+    let mut session = Session::new(stack, dsql_tower::connect::pg_config(&harness.config));
+    // Three refusals, then success: four attempts at 2/s after a burst of 1.
+    harness.local.faults().throttle_next_connects(3);
+    let started = std::time::Instant::now();
+    session
+        .run(Operation::autocommit(|client| {
+            Box::pin(async move { client.execute("SELECT 1", &[]).await })
+        }))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1450),
+        "{took:?}: the retries went around the limit"
+    );
+    assert!(limit.waits() >= 3, "{}", limit.waits());
+    harness.local.shutdown().await;
+}

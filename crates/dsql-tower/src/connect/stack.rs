@@ -135,3 +135,57 @@ pub(crate) fn check_scope<P: TokenProvider>(provider: &P, requested: &TokenScope
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dsql_auth::{AuthToken, TokenError, TokenProvider, TokenScope};
+
+    use super::*;
+
+    /// A provider that says what it signs for.
+    #[derive(Clone, Debug)]
+    struct Scoped(TokenScope);
+
+    impl TokenProvider for Scoped {
+        async fn token(&self) -> Result<AuthToken, TokenError> {
+            unreachable!("never asked for a token")
+        }
+
+        fn scope(&self) -> Option<TokenScope> {
+            Some(self.0.clone())
+        }
+    }
+
+    fn config(host: &str, user: &str) -> DsqlConfig {
+        DsqlConfig::builder().host(host).user(user).build().unwrap()
+    }
+
+    #[test]
+    fn a_provider_for_another_host_or_user_is_refused_naming_both() {
+        let config = config("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "admin");
+        for (host, user) in [
+            ("zyxwvutsrqponmlkjihgfedcba.dsql.us-east-1.on.aws", "admin"),
+            ("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "reader"),
+        ] {
+            let provider = Scoped(TokenScope::new(host, user));
+            let Err(error) = StackBuilder::new(&config, provider).no_rate_limit().build() else {
+                panic!("{user}@{host} accepted");
+            };
+            let message = error.to_string();
+            assert!(message.contains(&format!("{user}@{host}")), "{message}");
+            assert!(
+                message.contains("admin@abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"),
+                "{message}"
+            );
+        }
+        // The same scope, whatever the host's case, is accepted (up to TLS).
+        let same = Scoped(TokenScope::new(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ.dsql.us-east-1.on.aws",
+            "admin",
+        ));
+        assert!(!matches!(
+            StackBuilder::new(&config, same).no_rate_limit().build(),
+            Err(ConnectError::Token(_))
+        ));
+    }
+}

@@ -3,10 +3,11 @@
 //! `ReadyForQuery`, whether a reply is still outstanding, and how many
 //! statements were sent and completed.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -31,11 +32,16 @@ pub enum TransactionStatus {
 pub(crate) struct Wire {
     /// The last `ReadyForQuery` status byte (0 before the first).
     status: AtomicU8,
-    /// Sync points sent (`Query`, `Sync`, `FunctionCall`, the startup)
-    /// less `ReadyForQuery` received. PostgreSQL ignores `Sync` in copy-in
-    /// mode, so this may stay above zero after a `COPY`; it never falls
-    /// below the truth, and [`Wire::resynchronized`] resets it.
-    awaiting: AtomicI64,
+    /// Replies still due for sync points (`Query`, `Sync`, `FunctionCall`,
+    /// the startup) whose batch could change the transaction status: all
+    /// but the `Close` + `Sync` that tokio-postgres sends when a statement
+    /// is dropped. PostgreSQL ignores `Sync` in copy-in mode, so this may
+    /// stay above zero after a `COPY`; it never falls below the truth, and
+    /// [`Wire::resynchronized`] resets it.
+    significant: AtomicI64,
+    /// Set by [`Wire::resynchronized`]; the stream then forgets the replies
+    /// it still expected.
+    resync: AtomicBool,
     /// Statements sent: `Query` and `Execute` messages.
     statements: AtomicU64,
     /// `CommandComplete` messages received.
@@ -47,7 +53,8 @@ impl Default for Wire {
         Self {
             status: AtomicU8::new(0),
             // The startup ends with a `ReadyForQuery` of its own.
-            awaiting: AtomicI64::new(1),
+            significant: AtomicI64::new(1),
+            resync: AtomicBool::new(false),
             statements: AtomicU64::new(0),
             completed: AtomicU64::new(0),
         }
@@ -72,16 +79,17 @@ impl Wire {
     }
 
     /// Whether the connection is provably at rest: outside a transaction,
-    /// with no reply outstanding.
+    /// and no reply outstanding that could change that.
     pub(crate) fn is_idle(&self) -> bool {
-        self.awaiting.load(Ordering::Acquire) <= 0 && self.status() == TransactionStatus::Idle
+        self.significant.load(Ordering::Acquire) <= 0 && self.status() == TransactionStatus::Idle
     }
 
     /// After a round trip that has drained every earlier reply, nothing is
     /// outstanding (this forgets the `Sync`s a `COPY` made the server
     /// ignore).
     pub(crate) fn resynchronized(&self) {
-        self.awaiting.store(0, Ordering::Release);
+        self.significant.store(0, Ordering::Release);
+        self.resync.store(true, Ordering::Release);
     }
 
     pub(crate) fn progress(&self) -> Progress {
@@ -90,33 +98,75 @@ impl Wire {
             completed: self.completed.load(Ordering::Acquire),
         }
     }
+}
 
-    fn sent(&self, tag: u8) {
-        match tag {
+/// What the stream knows of the replies it still expects, in order.
+#[derive(Debug)]
+struct Expected {
+    /// One entry per sync point sent and not yet answered: whether its
+    /// batch could change the transaction status.
+    replies: VecDeque<bool>,
+    /// Whether the batch being sent (since the last sync point) could.
+    batch: bool,
+}
+
+impl Expected {
+    fn new() -> Self {
+        Self {
+            replies: VecDeque::from([true]),
+            batch: false,
+        }
+    }
+
+    fn sent(&mut self, wire: &Wire, tag: u8) {
+        self.forget_if_resynchronized(wire);
+        let sync_point = match tag {
             b'Q' => {
-                self.statements.fetch_add(1, Ordering::AcqRel);
-                self.awaiting.fetch_add(1, Ordering::AcqRel);
+                wire.statements.fetch_add(1, Ordering::AcqRel);
+                Some(true)
             }
+            b'F' => Some(true),
+            b'S' => Some(std::mem::take(&mut self.batch)),
             b'E' => {
-                self.statements.fetch_add(1, Ordering::AcqRel);
+                wire.statements.fetch_add(1, Ordering::AcqRel);
+                self.batch = true;
+                None
             }
-            b'S' | b'F' => {
-                self.awaiting.fetch_add(1, Ordering::AcqRel);
+            // Closing a statement or portal, or flushing, changes no
+            // transaction status.
+            b'C' | b'H' => None,
+            _ => {
+                self.batch = true;
+                None
+            }
+        };
+        if let Some(significant) = sync_point {
+            self.replies.push_back(significant);
+            if significant {
+                wire.significant.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn received(&mut self, wire: &Wire, tag: u8, first: u8) {
+        self.forget_if_resynchronized(wire);
+        match tag {
+            b'C' => {
+                wire.completed.fetch_add(1, Ordering::AcqRel);
+            }
+            b'Z' => {
+                wire.status.store(first, Ordering::Release);
+                if self.replies.pop_front() == Some(true) {
+                    wire.significant.fetch_sub(1, Ordering::AcqRel);
+                }
             }
             _ => {}
         }
     }
 
-    fn received(&self, tag: u8, first: u8) {
-        match tag {
-            b'C' => {
-                self.completed.fetch_add(1, Ordering::AcqRel);
-            }
-            b'Z' => {
-                self.status.store(first, Ordering::Release);
-                self.awaiting.fetch_sub(1, Ordering::AcqRel);
-            }
-            _ => {}
+    fn forget_if_resynchronized(&mut self, wire: &Wire) {
+        if wire.resync.swap(false, Ordering::AcqRel) {
+            self.replies.clear();
         }
     }
 }
@@ -189,6 +239,7 @@ impl Framing {
 pub(crate) struct WireStream<S> {
     inner: S,
     wire: Arc<Wire>,
+    expected: Expected,
     frontend: Framing,
     backend: Framing,
 }
@@ -198,6 +249,7 @@ impl<S> WireStream<S> {
         Self {
             inner,
             wire,
+            expected: Expected::new(),
             frontend: Framing::new(true),
             backend: Framing::new(false),
         }
@@ -218,9 +270,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for WireStream<S> {
         let this = &mut *self;
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
-            let wire = &this.wire;
+            let (wire, expected) = (&this.wire, &mut this.expected);
             this.backend
-                .feed(&buf.filled()[before..], |tag, first| wire.received(tag, first));
+                .feed(&buf.filled()[before..], |tag, first| expected.received(wire, tag, first));
         }
         result
     }
@@ -231,8 +283,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WireStream<S> {
         let this = &mut *self;
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = result {
-            let wire = &this.wire;
-            this.frontend.feed(&buf[..written], |tag, _| wire.sent(tag));
+            let (wire, expected) = (&this.wire, &mut this.expected);
+            this.frontend.feed(&buf[..written], |tag, _| expected.sent(wire, tag));
         }
         result
     }
@@ -257,6 +309,38 @@ mod tests {
         out
     }
 
+    struct Both {
+        wire: Wire,
+        expected: Expected,
+        front: Framing,
+        back: Framing,
+    }
+
+    impl Both {
+        fn new() -> Self {
+            Self {
+                wire: Wire::default(),
+                expected: Expected::new(),
+                front: Framing::new(true),
+                back: Framing::new(false),
+            }
+        }
+
+        fn send(&mut self, bytes: &[u8], split: usize) {
+            for chunk in bytes.chunks(split) {
+                let (wire, expected) = (&self.wire, &mut self.expected);
+                self.front.feed(chunk, |tag, _| expected.sent(wire, tag));
+            }
+        }
+
+        fn receive(&mut self, bytes: &[u8], split: usize) {
+            for chunk in bytes.chunks(split) {
+                let (wire, expected) = (&self.wire, &mut self.expected);
+                self.back.feed(chunk, |tag, first| expected.received(wire, tag, first));
+            }
+        }
+    }
+
     #[test]
     fn follows_both_directions_in_any_split() {
         let mut frontend = vec![0, 0, 0, 8, 0, 3, 0, 0]; // startup
@@ -270,36 +354,59 @@ mod tests {
         backend.extend(message(b'C', b"SELECT 1\0"));
         backend.extend(message(b'Z', b"T"));
         for split in 1..9 {
-            let wire = Wire::default();
-            let (mut front, mut back) = (Framing::new(true), Framing::new(false));
-            for chunk in frontend.chunks(split) {
-                front.feed(chunk, |tag, _| wire.sent(tag));
-            }
-            assert!(!wire.is_idle());
-            for chunk in backend.chunks(split) {
-                back.feed(chunk, |tag, first| wire.received(tag, first));
-            }
-            assert_eq!(wire.status(), TransactionStatus::InTransaction, "split {split}");
-            assert_eq!(wire.awaiting.load(Ordering::Relaxed), 0);
-            assert_eq!(
-                wire.progress(),
-                Progress {
-                    sent: 2,
-                    completed: 2
-                }
-            );
-            assert!(!wire.is_idle(), "in a transaction");
+            let mut both = Both::new();
+            both.send(&frontend, split);
+            assert!(!both.wire.is_idle());
+            both.receive(&backend, split);
+            assert_eq!(both.wire.status(), TransactionStatus::InTransaction, "split {split}");
+            assert_eq!(both.wire.significant.load(Ordering::Relaxed), 0);
+            assert_eq!(both.wire.progress(), Progress { sent: 2, completed: 2 });
+            assert!(!both.wire.is_idle(), "in a transaction");
         }
     }
 
     #[test]
-    fn an_outstanding_reply_is_not_idle() {
-        let wire = Wire::default();
-        let mut back = Framing::new(false);
-        back.feed(&message(b'Z', b"I"), |tag, first| wire.received(tag, first));
-        assert!(wire.is_idle());
-        let mut front = Framing::new(false);
-        front.feed(&message(b'Q', b"ROLLBACK\0"), |tag, _| wire.sent(tag));
-        assert!(!wire.is_idle());
+    fn an_outstanding_reply_is_not_idle_unless_it_only_closes_a_statement() {
+        let mut both = Both::new();
+        both.send(&[0, 0, 0, 8, 0, 3, 0, 0], 8);
+        both.receive(&message(b'Z', b"I"), 64);
+        assert!(both.wire.is_idle());
+        // A dropped statement: Close + Sync, its reply still to come.
+        let mut close = message(b'C', b"Ss0\0");
+        close.extend(message(b'S', b""));
+        both.send(&close, 64);
+        assert!(both.wire.is_idle(), "closing a statement changes no transaction status");
+        // A ROLLBACK queued by a dropped transaction: not at rest until answered.
+        both.send(&message(b'Q', b"ROLLBACK\0"), 64);
+        assert!(!both.wire.is_idle());
+        both.receive(&message(b'Z', b"I"), 64); // the Close's reply
+        assert!(!both.wire.is_idle());
+        both.receive(&message(b'Z', b"I"), 64); // the ROLLBACK's
+        assert!(both.wire.is_idle());
+    }
+
+    #[test]
+    fn a_resynchronization_forgets_ignored_syncs() {
+        let mut both = Both::new();
+        both.send(&[0, 0, 0, 8, 0, 3, 0, 0], 8);
+        both.receive(&message(b'Z', b"I"), 64);
+        // copy_in: Bind/Execute/Sync, then CopyData/CopyDone/Sync; the first
+        // Sync is ignored in copy-in mode: one ReadyForQuery for two.
+        let mut copy = message(b'B', b"\0\0\0\0\0\0\0");
+        copy.extend(message(b'E', b"\0\0\0\0\0"));
+        copy.extend(message(b'S', b""));
+        copy.extend(message(b'd', b"1\n"));
+        copy.extend(message(b'c', b""));
+        copy.extend(message(b'S', b""));
+        both.send(&copy, 64);
+        both.receive(&message(b'Z', b"I"), 64);
+        assert!(!both.wire.is_idle(), "one reply looks outstanding");
+        both.send(&message(b'Q', b"\0"), 64);
+        both.receive(&message(b'Z', b"I"), 64);
+        both.wire.resynchronized();
+        assert!(both.wire.is_idle());
+        both.send(&message(b'Q', b"SELECT 1\0"), 64);
+        both.receive(&message(b'Z', b"I"), 64);
+        assert!(both.wire.is_idle(), "counts stay aligned after the reset");
     }
 }

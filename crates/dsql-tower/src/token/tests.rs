@@ -152,3 +152,46 @@ async fn a_provider_failure_is_the_connect_error() {
     // The connector was never called.
     assert!(handle.poll_request().is_pending());
 }
+
+/// A provider that signs for admin@a.
+#[derive(Clone, Default)]
+struct ScopedToAdmin(Counting);
+
+impl TokenProvider for ScopedToAdmin {
+    async fn token(&self) -> Result<AuthToken, TokenError> {
+        self.0.token().await
+    }
+
+    fn scope(&self) -> Option<dsql_auth::TokenScope> {
+        Some(dsql_auth::TokenScope::new("a.example", "admin"))
+    }
+}
+
+#[tokio::test]
+async fn a_token_for_another_scope_is_never_sent() {
+    let (mock, mut handle) = mock::pair::<tokio_postgres::Config, &'static str>();
+    let to_test_error: fn(BoxError) -> TestError = TestError::Other;
+    let provider = ScopedToAdmin::default();
+    let mut service = TokenLayer::new(provider.clone()).layer(mock.map_err(to_test_error));
+    handle.allow(1);
+    let mut reader = tokio_postgres::Config::new();
+    reader.host("a.example").user("reader");
+    let error = service.ready().await.unwrap().call(reader).await.unwrap_err();
+    assert!(
+        matches!(error, TestError::Token(TokenError::WrongScope { .. })),
+        "{error:?}"
+    );
+    assert_eq!(provider.0.calls.load(Ordering::SeqCst), 0, "no token was even made");
+    assert!(handle.poll_request().is_pending(), "nothing was connected");
+
+    // The same scope passes (host names compare without case).
+    let mut admin = tokio_postgres::Config::new();
+    admin.host("A.example").user("admin");
+    let call = service.ready().await.unwrap().call(admin);
+    let serve = async {
+        let (_, respond) = handle.next_request().await.unwrap();
+        respond.send_response("connected");
+    };
+    let (result, ()) = tokio::join!(call, serve);
+    assert_eq!(result.unwrap(), "connected");
+}
