@@ -1,17 +1,16 @@
 //! The pool through `dsql-local` over the real PostgreSQL.
 //!
-//! "Zero errors" is asserted for idempotent operations (see `common::record`):
+//! "Zero errors" is asserted for idempotent operations (see `dsql_testkit::ledger::record`):
 //! a session cut while `COMMIT` is in flight leaves a non-idempotent
 //! operation's outcome unknown, and that is reported, not hidden.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Harness, create_ledger, direct, drop_table, ledger_counts, record, sessions_of, unique};
 use dsql_auth::{SharedTokenProvider, SigningProvider, TokenProvider};
 use dsql_bb8::{DsqlPool, PoolConfigError};
+use dsql_testkit::ledger::{self, record};
+use dsql_testkit::{Harness, direct, drop_table, sessions_of, unique};
 use dsql_tower::{ErrorClass, Lifetime, Operation, Phase};
 
 async fn load(pool: &DsqlPool, ledger: &str, tasks: i64, duration: Duration) -> (i64, Vec<String>) {
@@ -51,7 +50,7 @@ async fn thirty_two_tasks_through_session_cuts_and_token_expiry() {
         .max_size(16)
         .build(harness.tokens.clone())
         .unwrap();
-    let ledger = create_ledger().await;
+    let ledger = ledger::create("bb8_ledger").await;
 
     let (total, errors) = load(&pool, &ledger, 32, Duration::from_secs(20)).await;
     assert!(
@@ -61,7 +60,7 @@ async fn thirty_two_tasks_through_session_cuts_and_token_expiry() {
         errors.first()
     );
     assert_eq!(
-        ledger_counts(&ledger).await,
+        ledger::counts(&ledger).await,
         (total, total),
         "each operation exactly once"
     );
@@ -86,7 +85,7 @@ async fn every_session_killed_at_once_and_the_pool_recovers() {
         .max_size(8)
         .build(harness.tokens.clone())
         .unwrap();
-    let ledger = create_ledger().await;
+    let ledger = ledger::create("bb8_ledger").await;
 
     let killer = {
         let faults = harness.local.faults();
@@ -108,7 +107,7 @@ async fn every_session_killed_at_once_and_the_pool_recovers() {
         errors.first()
     );
     assert!(killed >= 8, "only {killed} sessions killed");
-    assert_eq!(ledger_counts(&ledger).await, (total, total));
+    assert_eq!(ledger::counts(&ledger).await, (total, total));
     assert!(pool.state().connects >= 16, "{:?}", pool.state());
 
     pool.close().await;

@@ -1,12 +1,10 @@
 //! The pool as a `tower::Service` under tower's own layers.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Harness, sessions_of};
 use dsql_bb8::DsqlPool;
+use dsql_testkit::{Harness, sessions_of};
 use dsql_tower::retry::RetryPolicy;
 use dsql_tower::{ClassifyLayer, ErrorClass, Operation, OperationExt};
 use tower::ServiceBuilder;

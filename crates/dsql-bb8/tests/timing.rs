@@ -3,12 +3,10 @@
 //! jitter window, and the connect rate limit holds its rate.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::Harness;
 use dsql_bb8::DsqlPool;
+use dsql_testkit::Harness;
 use dsql_tower::{Lifetime, Operation};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -22,16 +22,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dsql_auth::provider;
-use dsql_auth::{CachingProvider, SigningProvider, TokenError, TokenProvider};
+use dsql_auth::{CachingProvider, SigningProvider, TokenError};
 use dsql_local::{DsqlLocal, RefusalReason};
+use dsql_testkit::{CountingProvider, UPSTREAM, counting_signer};
 use dsql_tower::classify::{Classify, DsqlClassifier, ErrorClass};
 use dsql_tower::{SetPassword, TokenLayer};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
-const UPSTREAM: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const REGION: &str = "us-east-1";
 const APPLICATION_NAME: &str = "dsql-bench-sqlx-token-layer";
 
@@ -110,7 +109,7 @@ fn sqlx_connector() -> impl Service<
 async fn setup() -> (
     DsqlLocal,
     SqlxOptions,
-    CachingProvider<impl TokenProvider + 'static>,
+    CachingProvider<CountingProvider<SigningProvider>>,
     Arc<AtomicUsize>,
 ) {
     let local = DsqlLocal::builder()
@@ -123,16 +122,7 @@ async fn setup() -> (
     let config = local.client_config("admin").unwrap();
     assert_eq!(config.endpoint().host(), "localhost");
 
-    let signer = SigningProvider::builder(&config)
-        .credentials_provider(local.credentials())
-        .build();
-    let signs = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&signs);
-    let tokens = CachingProvider::new(provider::from_fn(move || {
-        counted.fetch_add(1, Ordering::SeqCst);
-        let signer = signer.clone();
-        async move { signer.token().await }
-    }));
+    let (tokens, signs) = counting_signer(&config, local.credentials());
 
     // `new_without_pgpass` still reads PG* variables: set everything that
     // matters explicitly.

@@ -7,14 +7,13 @@
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 with trust authentication. Both
 //! clients run in this process; build with `--release` for real numbers.
-#![allow(clippy::unwrap_used, unreachable_pub)]
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use dsql_local::DsqlLocal;
+use dsql_testkit::direct;
+use dsql_testkit::local::{connect, start};
 use tokio_postgres::Client;
 
 async fn measure(client: &Client, queries: usize) -> Duration {
@@ -38,11 +37,11 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(5_000_usize)
         .max(10);
-    let local = common::start(DsqlLocal::builder()).await;
-    let through = common::connect(&local, "admin")
+    let local = start(DsqlLocal::builder()).await;
+    let through = connect(&local, "admin")
         .await
         .expect("connects through dsql-local");
-    let direct = common::direct().await;
+    let direct = direct().await;
 
     let mut ratios = Vec::new();
     for run in 1..=3 {

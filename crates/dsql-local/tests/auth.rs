@@ -1,21 +1,20 @@
 //! TLS negotiation and token verification against the real PostgreSQL.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{Tls, connect, connect_with, db_error, pg_config, sign, start, token};
 use dsql_auth::aws::Credentials;
 use dsql_auth::clock::ManualClock;
 use dsql_auth::{Action, DsqlConfig, Endpoint, SslNegotiation};
 use dsql_local::catalog::{self, DsqlError};
 use dsql_local::{AccessKey, DsqlLocal, RefusalReason, TokenRequest, sign_token};
+use dsql_testkit::local::{connect, connect_with, db_error, pg_config, sign, start, token};
+use dsql_testkit::{tls, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
 
 async fn refused(local: &DsqlLocal, config: &DsqlConfig, password: &str) -> tokio_postgres::Error {
-    match connect_with(&pg_config(config, password), Tls::verify_full(local.ca_pem())).await {
+    match connect_with(&pg_config(config, password), tls::verify_full(local.ca_pem())).await {
         Ok(_) => panic!("the connection was accepted"),
         Err(e) => e,
     }
@@ -73,7 +72,7 @@ async fn tokens_are_accepted_over_both_tls_negotiations_with_verify_full() {
             } else {
                 "Action=DbConnect&"
             }));
-            let client = connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+            let client = connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
                 .await
                 .unwrap_or_else(|e| panic!("{user} over {negotiation:?}: {e:?}"));
             let row = client
@@ -135,7 +134,7 @@ async fn the_connection_url_is_the_client_config() {
     }
     let config = DsqlConfig::from_url(&local.connection_url("admin")).expect("config");
     let token = sign(&config, local.credentials(), None).await;
-    let client = connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    let client = connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect("connects");
     client.simple_query("SELECT 1").await.expect("query");
@@ -159,7 +158,7 @@ async fn a_localhost_endpoint_works() {
     let config = local.client_config("reader").expect("config");
     let token = local.token("reader").expect("token");
     assert!(token.starts_with("localhost/?Action=DbConnect&"));
-    connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect("its token is accepted");
     local.shutdown().await;
@@ -167,7 +166,7 @@ async fn a_localhost_endpoint_works() {
 
 #[tokio::test]
 async fn a_persistent_ca_survives_restarts() {
-    let dir = std::env::temp_dir().join(common::unique("ca_dir"));
+    let dir = std::env::temp_dir().join(unique("ca_dir"));
     let first = start(DsqlLocal::builder().ca_dir(&dir)).await;
     assert_eq!(first.ca_path(), dir.join("ca.pem"));
     assert!(dir.join("ca-key.pem").exists());
@@ -196,7 +195,7 @@ async fn unknown_keys_can_be_allowed() {
     let config = local.client_config("admin").expect("config");
     let anyone = Credentials::new("AKIDANYONE", "whatever", None, None, "test");
     let token = sign(&config, anyone, None).await;
-    connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect("accepted without a signature check");
     // Every other check still applies.
@@ -219,7 +218,7 @@ async fn expired_tokens_are_refused() {
     let local = start(DsqlLocal::builder().clock(Arc::new(clock.clone()))).await;
     let config = local.client_config("admin").expect("config");
     let token = sign(&config, local.credentials(), Some(Arc::new(clock.clone()))).await;
-    connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect("fresh token accepted");
 
@@ -343,7 +342,7 @@ async fn unknown_keys_and_week_long_tokens_are_refused() {
     // Exactly one week is fine.
     request.expires_in = Duration::from_secs(604_800);
     let token = sign_token(&request).expect("signed");
-    connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect("a one-week token is accepted");
 
@@ -369,7 +368,7 @@ async fn temporary_credentials_are_accepted() {
     );
     let token = sign(&config, credentials, None).await;
     assert!(token.contains("X-Amz-Security-Token="));
-    let client = connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    let client = connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect("temporary credentials accepted");
     client.simple_query("SELECT 1").await.expect("query");
@@ -420,7 +419,12 @@ async fn missing_or_wrong_sni_is_refused() {
     let config = local.client_config("admin").expect("config");
     let token = token(&local, "admin").await;
 
-    let error = match connect_with(&pg_config(&config, &token), Tls::new(local.ca_pem(), true, false)).await {
+    let error = match connect_with(
+        &pg_config(&config, &token),
+        tls::connector(local.ca_pem(), true, false),
+    )
+    .await
+    {
         Ok(_) => panic!("accepted without SNI"),
         Err(e) => e,
     };
@@ -432,7 +436,7 @@ async fn missing_or_wrong_sni_is_refused() {
         .endpoint(Endpoint::custom("localhost", "us-east-1").expect("endpoint"))
         .build()
         .expect("config");
-    let error = match connect_with(&pg_config(&localhost, &token), Tls::verify_full(local.ca_pem())).await {
+    let error = match connect_with(&pg_config(&localhost, &token), tls::verify_full(local.ca_pem())).await {
         Ok(_) => panic!("accepted with SNI localhost"),
         Err(e) => e,
     };
@@ -455,7 +459,12 @@ async fn direct_tls_requires_alpn() {
         .build()
         .expect("config");
     let token = sign(&config, local.credentials(), None).await;
-    let error = match connect_with(&pg_config(&config, &token), Tls::new(local.ca_pem(), false, true)).await {
+    let error = match connect_with(
+        &pg_config(&config, &token),
+        tls::connector(local.ca_pem(), false, true),
+    )
+    .await
+    {
         Ok(_) => panic!("direct TLS accepted without ALPN"),
         Err(e) => e,
     };
@@ -490,7 +499,7 @@ async fn newer_protocol_versions_are_negotiated_down() {
     tcp.write_all(&packet).await.expect("SSLRequest");
     assert_eq!(tcp.read_u8().await.expect("answer"), b'S');
     let name = rustls::pki_types::ServerName::try_from(local.host().to_owned()).expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(Tls::verify_full(local.ca_pem()).config())
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(local.ca_pem(), true, true)))
         .connect(name, tcp)
         .await
         .expect("TLS");

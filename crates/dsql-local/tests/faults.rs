@@ -1,11 +1,10 @@
 //! Every fault knob, against the real PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{connect, db_error, direct, eventually, start, unique};
 use dsql_local::{CommitDrop, DsqlLocal, Latency, RefusalReason, StatementDrop, catalog};
+use dsql_testkit::local::{connect, connect_app, connect_with, db_error, pg_config, sign, start};
+use dsql_testkit::{direct, eventually, no_upstream_sessions, tls, unique};
 use tokio::time::Instant;
 use tokio_postgres::Client;
 
@@ -37,14 +36,11 @@ async fn count(setup: &Client, table: &str) -> i64 {
 async fn drop_all_sessions_closes_every_session() {
     let local = start(DsqlLocal::builder()).await;
     let app = unique("drop_all");
-    let a = common::connect_app(&local, "admin", &app).await;
-    let b = common::connect_app(&local, "reader", &app).await;
+    let a = connect_app(&local, "admin", &app).await;
+    let b = connect_app(&local, "reader", &app).await;
     assert_eq!(local.faults().drop_all_sessions(), 2);
     assert!(eventually(Duration::from_secs(5), || a.is_closed() && b.is_closed()).await);
-    assert!(
-        common::no_upstream_sessions(&app).await,
-        "upstream sessions leaked"
-    );
+    assert!(no_upstream_sessions(&app).await, "upstream sessions leaked");
     let stats = local.stats();
     assert!(
         eventually(Duration::from_secs(5), || stats
@@ -227,10 +223,10 @@ async fn accepting_can_be_paused() {
     faults.pause_accepting();
     let accepted = local.stats().snapshot().accepted;
     let config = local.client_config("admin").expect("config");
-    let token = common::sign(&config, local.credentials(), None).await;
-    let pg = common::pg_config(&config, &token);
-    let tls = common::Tls::verify_full(local.ca_pem());
-    let pending = tokio::spawn(async move { common::connect_with(&pg, tls).await });
+    let token = sign(&config, local.credentials(), None).await;
+    let pg = pg_config(&config, &token);
+    let tls = tls::verify_full(local.ca_pem());
+    let pending = tokio::spawn(async move { connect_with(&pg, tls).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!pending.is_finished(), "connected while paused");
     assert_eq!(local.stats().snapshot().accepted, accepted);

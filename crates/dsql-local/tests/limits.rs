@@ -2,12 +2,11 @@
 //! connection count and transaction timeout. Timing assertions are lower
 //! bounds.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{connect, db_error, direct, eventually, start, unique};
 use dsql_local::{DsqlLocal, RateLimit, RefusalReason, catalog};
+use dsql_testkit::local::{connect, db_error, start};
+use dsql_testkit::{direct, eventually, unique};
 use tokio::time::Instant;
 
 fn assert_refused(error: &tokio_postgres::Error, expected: &catalog::DsqlError) {

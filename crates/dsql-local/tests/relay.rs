@@ -1,12 +1,11 @@
 //! Relaying sessions to the real PostgreSQL: queries, conflicts, cancel,
 //! stats and shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Tls, connect, connect_with, db_error, direct, pg_config, sign, start, unique};
 use dsql_local::{DsqlLocal, catalog};
+use dsql_testkit::local::{connect, connect_app, connect_with, db_error, pg_config, sign, start};
+use dsql_testkit::{direct, eventually, no_upstream_sessions, tls, unique, upstream_sessions};
 
 /// Waits until the upstream session named `app` waits for a lock.
 async fn wait_for_lock_wait(app: &str) {
@@ -112,7 +111,7 @@ async fn simple_and_extended_queries_work() {
     assert_eq!(stats.current_sessions, 1);
     drop(client);
     assert!(
-        common::eventually(Duration::from_secs(5), || local
+        eventually(Duration::from_secs(5), || local
             .stats()
             .snapshot()
             .current_sessions
@@ -136,7 +135,7 @@ async fn concurrent_updates_of_a_row_conflict_with_oc000() {
         .expect("setup");
     let app = format!("{table}_t2");
     let mut c1 = connect(&local, "admin").await.expect("connects");
-    let c2 = common::connect_app(&local, "admin", &app).await;
+    let c2 = connect_app(&local, "admin", &app).await;
 
     let t1 = c1.transaction().await.expect("T1 begins");
     t1.execute(&format!("UPDATE {table} SET v = v + 1 WHERE id = 1"), &[])
@@ -184,7 +183,7 @@ async fn deadlocks_are_rewritten_to_oc000() {
         .await
         .expect("setup");
     let app = format!("{table}_t1");
-    let c1 = common::connect_app(&local, "admin", &app).await;
+    let c1 = connect_app(&local, "admin", &app).await;
     let c2 = connect(&local, "admin").await.expect("connects");
     c1.batch_execute(&format!("BEGIN; UPDATE {table} SET v = 1 WHERE id = 1"))
         .await
@@ -224,7 +223,7 @@ async fn cancel_requests_are_relayed() {
     let local = start(DsqlLocal::builder()).await;
     let client = connect(&local, "admin").await.expect("connects");
     let cancel = client.cancel_token();
-    let tls = Tls::verify_full(local.ca_pem());
+    let tls = tls::verify_full(local.ca_pem());
     let started = tokio::time::Instant::now();
     let sleeper = tokio::spawn(async move { client.batch_execute("SELECT pg_sleep(20)").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -240,10 +239,10 @@ async fn cancel_requests_are_relayed() {
 async fn shutdown_closes_sessions_and_stops_accepting() {
     let local = start(DsqlLocal::builder()).await;
     let app = unique("shutdown");
-    let client = common::connect_app(&local, "admin", &app).await;
+    let client = connect_app(&local, "admin", &app).await;
     client.simple_query("BEGIN").await.expect("an open transaction");
     let check = direct().await;
-    assert_eq!(common::upstream_sessions(&check, &app).await, 1);
+    assert_eq!(upstream_sessions(&check, &app).await, 1);
     let addr = local.addr();
     let ca_path = local.ca_path().to_owned();
     assert!(ca_path.exists());
@@ -252,10 +251,7 @@ async fn shutdown_closes_sessions_and_stops_accepting() {
     assert!(client.is_closed());
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     assert!(!ca_path.exists(), "the temporary CA is removed");
-    assert!(
-        common::no_upstream_sessions(&app).await,
-        "the upstream session leaked"
-    );
+    assert!(no_upstream_sessions(&app).await, "the upstream session leaked");
 }
 
 #[tokio::test]
@@ -269,7 +265,7 @@ async fn upstream_errors_reach_the_client() {
         .build()
         .expect("config");
     let token = sign(&config, local.credentials(), None).await;
-    let error = connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    let error = connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect_err("no such database");
     assert_eq!(db_error(&error).code().code(), "3D000");
@@ -321,7 +317,7 @@ async fn roles_and_databases_are_mapped() {
         .build()
         .expect("config");
     let token = sign(&config, local.credentials(), None).await;
-    let client = connect_with(&pg_config(&config, &token), Tls::verify_full(local.ca_pem()))
+    let client = connect_with(&pg_config(&config, &token), tls::verify_full(local.ca_pem()))
         .await
         .expect("connects");
     let row = client

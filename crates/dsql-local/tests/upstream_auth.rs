@@ -16,13 +16,12 @@
 //! test vector.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::{connect, db_error, direct, unique};
 use dsql_local::{DsqlLocal, catalog};
+use dsql_testkit::local::{connect, db_error};
+use dsql_testkit::{direct, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -10,56 +10,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, direct, table};
+use common::{Harness, drop_table, ledger};
 use dsql_local::{RateLimit, RefusalReason};
 use dsql_tower::OperationExt;
 use dsql_tower::{ErrorClass, Operation, Phase};
 
-/// Inserts `id` into `ledger` unless it is there: idempotent, and a double
-/// apply would show as a duplicate row (the ledger has no unique constraint).
+/// The ledger's idempotent insert (a double apply would show as a duplicate
+/// row), named in traces.
 fn record(ledger: &str, id: i64) -> Operation<()> {
-    let sql = format!(
-        "WITH claim AS (INSERT INTO {ledger}_done (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id) \
-         INSERT INTO {ledger} (id) SELECT id FROM claim"
-    );
-    Operation::transaction(move |tx| {
-        let sql = sql.clone();
-        Box::pin(async move {
-            tx.execute(&sql, &[&id]).await?;
-            Ok::<_, tokio_postgres::Error>(())
-        })
-    })
-    .idempotent()
-    .named("record")
-}
-
-async fn create_ledger() -> String {
-    let ledger = table("ledger");
-    direct()
-        .await
-        .batch_execute(&format!(
-            "CREATE TABLE {ledger} (id bigint NOT NULL); CREATE TABLE {ledger}_done (id bigint PRIMARY KEY)"
-        ))
-        .await
-        .unwrap();
-    ledger
-}
-
-async fn ledger_counts(ledger: &str) -> (i64, i64) {
-    let row = direct()
-        .await
-        .query_one(&format!("SELECT count(*), count(DISTINCT id) FROM {ledger}"), &[])
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
-async fn drop_table(name: &str) {
-    direct()
-        .await
-        .batch_execute(&format!("DROP TABLE IF EXISTS {name}_done; DROP TABLE {name}"))
-        .await
-        .unwrap();
+    ledger::record(ledger, id).named("record")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +28,7 @@ async fn five_hundred_operations_through_token_expiry_and_session_cuts() {
         Duration::from_secs(2),
     )
     .await;
-    let ledger = create_ledger().await;
+    let ledger = ledger::create("tower_ledger").await;
     let (mut stack, session) = harness.stack();
 
     let started = Instant::now();
@@ -88,7 +47,7 @@ async fn five_hundred_operations_through_token_expiry_and_session_cuts() {
         errors.first()
     );
     assert_eq!(
-        ledger_counts(&ledger).await,
+        ledger::counts(&ledger).await,
         (500, 500),
         "every operation exactly once"
     );
@@ -121,7 +80,7 @@ async fn five_hundred_operations_through_token_expiry_and_session_cuts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_sessions_dropped_mid_load_and_operations_continue() {
     let harness = Harness::start(|b| b, std::time::Duration::from_secs(900)).await;
-    let ledger = create_ledger().await;
+    let ledger = ledger::create("tower_ledger").await;
     let deadline = Instant::now() + Duration::from_secs(3);
 
     let workers: Vec<_> = (0..8_i64)
@@ -160,7 +119,7 @@ async fn all_sessions_dropped_mid_load_and_operations_continue() {
     }
     assert!(dropped >= 8, "only {dropped} sessions were dropped");
     assert!(total > 100, "only {total} operations in 3 s");
-    assert_eq!(ledger_counts(&ledger).await, (total, total));
+    assert_eq!(ledger::counts(&ledger).await, (total, total));
     let stats = harness.local.stats().snapshot();
     assert!(stats.sessions_opened >= 16, "{stats:?}");
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Harness, direct, table};
+use common::{Harness, direct, drop_table, ledger, table};
 use dsql_local::CommitDrop;
 use dsql_tower::{ClassifyLayer, ErrorClass, Operation, OperationExt, Phase};
 use tower::ServiceBuilder;
@@ -88,42 +88,10 @@ async fn conflicting_increments_land_exactly_once() {
     harness.local.shutdown().await;
 }
 
-fn insert(table: &str, id: i64) -> Operation<()> {
-    // The id is claimed in a keyed table: only a unique key makes a replay
-    // safe (see `Operation::idempotent`).
-    let sql = format!(
-        "WITH claim AS (INSERT INTO {table}_done (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id) \
-         INSERT INTO {table} (id) SELECT id FROM claim"
-    );
-    Operation::transaction(move |tx| {
-        let sql = sql.clone();
-        Box::pin(async move {
-            tx.execute(&sql, &[&id]).await?;
-            Ok::<_, tokio_postgres::Error>(())
-        })
-    })
-}
-
-async fn rows(table: &str, id: i64) -> i64 {
-    direct()
-        .await
-        .query_one(&format!("SELECT count(*) FROM {table} WHERE id = $1"), &[&id])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_during_commit_is_an_unknown_outcome() {
     let harness = Harness::start(|b| b, Duration::from_secs(900)).await;
-    let ledger = table("commit_ledger");
-    direct()
-        .await
-        .batch_execute(&format!(
-            "CREATE TABLE {ledger} (id bigint NOT NULL); CREATE TABLE {ledger}_done (id bigint PRIMARY KEY)"
-        ))
-        .await
-        .unwrap();
+    let ledger = ledger::create("tower_commit_ledger").await;
     let (mut stack, _session) = harness.stack();
 
     // Committed, but the answer never arrives.
@@ -131,7 +99,7 @@ async fn a_connection_lost_during_commit_is_an_unknown_outcome() {
         .local
         .faults()
         .drop_at_next_commit(CommitDrop::AfterForwarding);
-    let error = stack.run(insert(&ledger, 1)).await.unwrap_err();
+    let error = stack.run(ledger::insert(&ledger, 1)).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::OutcomeUnknown, "{error}");
     assert_eq!(error.phase(), Phase::Commit);
     assert_eq!(error.attempts(), 1, "a non-idempotent commit is not replayed");
@@ -139,30 +107,26 @@ async fn a_connection_lost_during_commit_is_an_unknown_outcome() {
         error.to_string().contains("may or may not have taken effect"),
         "{error}"
     );
-    assert_eq!(rows(&ledger, 1).await, 1, "it did commit");
+    assert_eq!(ledger::rows(&ledger, 1).await, 1, "it did commit");
 
     // Never committed, and the client cannot tell either.
     harness
         .local
         .faults()
         .drop_at_next_commit(CommitDrop::BeforeForwarding);
-    let error = stack.run(insert(&ledger, 2)).await.unwrap_err();
+    let error = stack.run(ledger::insert(&ledger, 2)).await.unwrap_err();
     assert!(error.is_outcome_unknown(), "{error}");
-    assert_eq!(rows(&ledger, 2).await, 0, "it did not commit");
+    assert_eq!(ledger::rows(&ledger, 2).await, 0, "it did not commit");
 
     // The same operation marked idempotent is replayed and lands once.
     harness
         .local
         .faults()
         .drop_at_next_commit(CommitDrop::AfterForwarding);
-    stack.run(insert(&ledger, 3).idempotent()).await.unwrap();
-    assert_eq!(rows(&ledger, 3).await, 1);
+    stack.run(ledger::insert(&ledger, 3).idempotent()).await.unwrap();
+    assert_eq!(ledger::rows(&ledger, 3).await, 1);
 
-    direct()
-        .await
-        .batch_execute(&format!("DROP TABLE {ledger}_done; DROP TABLE {ledger}"))
-        .await
-        .unwrap();
+    drop_table(&ledger).await;
     harness.local.shutdown().await;
 }
 

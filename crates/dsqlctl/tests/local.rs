@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -15,8 +14,6 @@ use std::time::{Duration, Instant};
 use dsql_auth::aws::Credentials;
 use dsql_auth::{DsqlConfig, SigningProvider, TokenProvider};
 use dsql_local::{DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use tokio_postgres::config::SslMode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dsqlctl");
@@ -149,21 +146,9 @@ fn command_line<'a>(banner: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{banner}"))
 }
 
+/// Verify-full against the CA in the file `ca`.
 fn tls(ca: &Path) -> tokio_postgres_rustls::MakeRustlsConnect {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    // Never `ClientConfig::builder()`: it panics when two crypto providers
-    // are compiled in.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"postgresql".to_vec()];
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+    dsql_testkit::tls::verify_full(&std::fs::read_to_string(ca).unwrap())
 }
 
 /// Connects to the endpoint `config` describes, verify-full, with a token
