@@ -1,12 +1,12 @@
 //! Client → upstream: reads the client's messages, forwards them in batches,
-//! and queues a [`Pending`] entry for every request that ends in a
-//! `ReadyForQuery`.
+//! and queues a [`Request`] for every request that ends in a `ReadyForQuery`
+//! (see the module docs of [`relay`](super) for the `Sync`s that do not).
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::sleep;
 
 use super::commit::{CommitTracker, is_commit};
-use super::{ConflictKind, Flow, Pending, SessionEnd, State, sleep_until_opt};
+use super::{ConflictKind, Flow, Pending, Request, SessionEnd, State, sleep_until_opt};
 use crate::protocol::{self, Frame, FrameReader};
 use crate::server::ServerCtx;
 
@@ -30,6 +30,10 @@ pub(super) struct ClientSide<'a> {
     pub(super) sync_action: Option<Pending>,
     /// Which prepared statements and portals are a `COMMIT`.
     commits: CommitTracker,
+    /// How many `CopyDone` and `CopyFail` the client sent.
+    copy_ends: u64,
+    /// [`copy_ends`](Self::copy_ends) at the first `Execute` of the batch.
+    batch_copy_start: Option<u64>,
 }
 
 impl<'a> ClientSide<'a> {
@@ -45,6 +49,8 @@ impl<'a> ClientSide<'a> {
             fail_at_sync: false,
             sync_action: None,
             commits: CommitTracker::default(),
+            copy_ends: 0,
+            batch_copy_start: None,
         }
     }
 
@@ -70,8 +76,27 @@ impl<'a> ClientSide<'a> {
         }
     }
 
-    pub(super) fn push(&self, pending: Pending) {
-        self.state.lock().pending.push_back(pending);
+    /// Queues the reply to a `Query` or `FunctionCall` (the client's, or one
+    /// the relay adds).
+    pub(super) fn push(&self, action: Pending) {
+        let request = Request::query(action, self.copy_ends);
+        self.state.lock().pending.push_back(request);
+    }
+
+    /// How many `CopyDone` and `CopyFail` the client sent.
+    pub(super) fn copy_ends(&self) -> u64 {
+        self.copy_ends
+    }
+
+    /// Queues the reply to the client's `Sync`.
+    fn push_sync(&mut self, action: Pending) {
+        let request = Request {
+            action,
+            sync: true,
+            copy_ends: self.copy_ends,
+            copy_start: self.batch_copy_start.take().unwrap_or(self.copy_ends),
+        };
+        self.state.lock().pending.push_back(request);
     }
 
     /// Handles every complete message in the buffer, then writes the batch.
@@ -136,6 +161,7 @@ impl<'a> ClientSide<'a> {
             }
             b'E' => {
                 self.batch_open = true;
+                self.batch_copy_start.get_or_insert(self.copy_ends);
                 let commit = self.commits.executes_commit(self.reader.body(&frame));
                 return self.on_execute(&frame, commit);
             }
@@ -152,6 +178,12 @@ impl<'a> ClientSide<'a> {
             b'F' => {
                 self.forward(&frame);
                 self.push(Pending::Forward);
+            }
+            // `CopyDone`, `CopyFail`: the end of a copy, if the backend is
+            // in copy-in mode.
+            b'c' | b'f' => {
+                self.copy_ends += 1;
+                self.forward(&frame);
             }
             b'X' => {
                 self.forward(&frame);
@@ -170,6 +202,9 @@ impl<'a> ClientSide<'a> {
 
     fn on_sync(&mut self, frame: &Frame) {
         self.batch_open = false;
+        if self.discard_until_sync || self.fail_at_sync {
+            self.batch_copy_start = None;
+        }
         self.discard_until_sync = false;
         if std::mem::take(&mut self.fail_at_sync) {
             self.fail_batch(frame);
@@ -177,12 +212,12 @@ impl<'a> ClientSide<'a> {
         }
         self.forward(frame);
         if let Some(kind) = self.conflict_at_sync.take() {
-            self.push(Pending::HideRfq);
+            self.push_sync(Pending::HideRfq);
             protocol::put_query(&mut self.out, "ROLLBACK");
             self.push(Pending::Conflict(kind));
         } else {
             let action = self.sync_action.take().unwrap_or(Pending::Forward);
-            self.push(action);
+            self.push_sync(action);
         }
     }
 }

@@ -2,11 +2,11 @@
 //!
 //! Both directions are framed, so that the relay can follow the protocol:
 //!
-//! - [`client`]: client → upstream. Every request that ends in a
-//!   `ReadyForQuery` (`Query`, `Sync`, `FunctionCall`) queues a [`Pending`]
-//!   entry saying what to do with its reply (forward it, hide its
-//!   `ReadyForQuery`, turn its `CommandComplete` into an error, swallow it, or
-//!   drop the session after it).
+//! - [`client`]: client → upstream. Every request that may end in a
+//!   `ReadyForQuery` (`Query`, `Sync`, `FunctionCall`) queues a [`Request`]:
+//!   its sync point and a [`Pending`] entry saying what to do with its reply
+//!   (forward it, hide its `ReadyForQuery`, turn its `CommandComplete` into an
+//!   error, swallow it, or drop the session after it).
 //! - [`upstream`]: upstream → client. Replies are handled as their
 //!   [`Pending`] entry says; `ReadyForQuery` gives the transaction status
 //!   (`I`, `T`, `E`), hence the transaction's age for the transaction timeout
@@ -14,10 +14,54 @@
 //!   deadlocks (`40P01`) are rewritten to DSQL's `OC000` conflict.
 //! - [`commit`]: `COMMIT` is recognized in simple queries and in
 //!   extended-protocol `Parse`/`Bind`/`Execute` flows, for the commit faults.
+//!   `COMMIT AND CHAIN` is not a `COMMIT` here: it is forwarded untouched.
 //! - [`faults`]: what the [`Faults`](crate::Faults) knobs do to a statement
 //!   or a `COMMIT`: forward it, drop the session before or after it, fail it
 //!   (the upstream raises the error itself, so that the transaction state is
 //!   PostgreSQL's own), or replace a `COMMIT` by `ROLLBACK` and an error.
+//!
+//! # Which request a `ReadyForQuery` answers
+//!
+//! The queue is built from what the client sent, but what closes an entry is
+//! the backend: a reply starts with the backend's first message and ends with
+//! its `ReadyForQuery`, and the backend decides which client messages get one.
+//! PostgreSQL answers every `Query` and `FunctionCall` and every `Sync` it
+//! processes with exactly one `ReadyForQuery`; after an error in the extended
+//! protocol it skips messages up to the `Sync`, which is answered once (so one
+//! entry per `Sync` stays right). The exception is copy-in mode: PostgreSQL
+//! ignores `Sync` (and `Flush`) between entering copy-in mode
+//! (`CopyInResponse`, or `CopyBothResponse`) and the client's `CopyDone` or
+//! `CopyFail`, and tokio-postgres' `copy_in` sends `Bind`/`Execute`/`Sync`
+//! and later `CopyDone`/`Sync`, two `Sync`s for one `ReadyForQuery`.
+//!
+//! So the client side counts the copy ends it sends (`CopyDone`, `CopyFail`)
+//! and each [`Request`] records that count where it was sent and where a copy
+//! in its reply would begin (the `Query`, or the first `Execute` of the
+//! `Sync`'s batch); the copy ends at the client's next copy end. The
+//! upstream side notes when the backend enters copy-in mode in a reply. At
+//! that reply's `ReadyForQuery`:
+//!
+//! - if the reply is a `Query`'s, the copy was the query's own: the `Sync`s
+//!   queued behind it up to the one after the copy's end were ignored by the
+//!   backend and are dropped from the queue;
+//! - if it is a `Sync`'s that was sent before the copy's end, that `Sync`
+//!   was ignored too, and so were the following ones up to the copy's end:
+//!   the `ReadyForQuery` answers the first request after the copy's end.
+//!
+//! The requests in question are queued by then: the client side queues a
+//! request before forwarding it, and the backend answers only after reading
+//! it. A dropped entry's action (e.g. drop the session after the statement)
+//! is carried over to the entry that is answered; a reply that drops the
+//! session still forwards `CopyInResponse`, or the statement could not
+//! complete. `CopyData`, `CopyDone` and
+//! `CopyFail` outside copy-in mode (after a `COPY` that failed) are ignored by
+//! PostgreSQL and change nothing here. Copy-out mode (`CopyOutResponse`)
+//! needs nothing: the backend sends the data and then reads on as before.
+//!
+//! Not modelled (no driver does it): a `Query` or `FunctionCall` inside an
+//! unsynced extended-protocol batch that failed earlier (PostgreSQL skips it,
+//! so it gets no `ReadyForQuery`), and a `Sync` sent in the middle of copy
+//! data when the backend fails the copy before reaching it.
 //!
 //! Messages are read into one reusable buffer per direction and written in
 //! batches (one write per read), so the hot path does not allocate.
@@ -94,6 +138,42 @@ enum Pending {
     FailStatement { sync_follows: bool },
 }
 
+/// A request that ends in a `ReadyForQuery` (unless PostgreSQL ignores it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Request {
+    action: Pending,
+    /// A `Sync`; else a `Query` or `FunctionCall` (the client's, or one the
+    /// relay added), answered by its own `ReadyForQuery`.
+    sync: bool,
+    /// How many copy ends (`CopyDone`, `CopyFail`) the client had sent
+    /// before this request.
+    copy_ends: u64,
+    /// The same count where a copy started in this request's reply would
+    /// have begun: at the `Query` itself, or at the first `Execute` of the
+    /// `Sync`'s batch. The copy ends at the client's next copy end.
+    copy_start: u64,
+}
+
+impl Request {
+    /// A `Query` or `FunctionCall` the relay or the client sends now.
+    fn query(action: Pending, copy_ends: u64) -> Self {
+        Self {
+            action,
+            sync: false,
+            copy_ends,
+            copy_start: copy_ends,
+        }
+    }
+}
+
+impl Pending {
+    /// The action for a reply that also stands for an ignored request's:
+    /// the first one that is not a plain [`Pending::Forward`].
+    fn merge(self, later: Self) -> Self {
+        if self == Self::Forward { later } else { self }
+    }
+}
+
 /// Which fault drops the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DropCause {
@@ -125,7 +205,7 @@ enum ConflictKind {
 
 /// State shared by both directions.
 struct Shared {
-    pending: VecDeque<Pending>,
+    pending: VecDeque<Request>,
     /// The upstream is sending a reply (its first message was seen, not yet
     /// its `ReadyForQuery`).
     responding: bool,

@@ -4,8 +4,8 @@
 
 use tokio::time::Instant;
 
-use super::Pending;
 use super::client::ClientSide;
+use super::{Pending, Request};
 use crate::protocol;
 use crate::stats::bump;
 
@@ -46,7 +46,9 @@ impl ClientSide<'_> {
             .is_some_and(|deadline| Instant::now() >= deadline);
         if too_old && shared.idle() && !shared.timed_out && shared.status != b'I' {
             shared.timed_out = true;
-            shared.pending.push_back(Pending::Swallow);
+            shared
+                .pending
+                .push_back(Request::query(Pending::Swallow, self.copy_ends()));
             drop(shared);
             protocol::put_query(&mut self.out, TIMEOUT_SQL);
             bump(&self.ctx.stats.counters.transactions_timed_out);

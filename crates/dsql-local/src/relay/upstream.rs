@@ -1,6 +1,8 @@
 //! Upstream → client: relays each reply as its [`Pending`] entry says,
-//! follows the transaction status, and rewrites PostgreSQL's serialization
-//! failures and deadlocks to DSQL's `OC000` conflict.
+//! follows the transaction status and copy-in mode (which makes PostgreSQL
+//! ignore `Sync`s: see the module docs of [`relay`](super)), and rewrites
+//! PostgreSQL's serialization failures and deadlocks to DSQL's `OC000`
+//! conflict.
 
 use std::fmt;
 
@@ -8,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::faults::FAIL_MARKER;
-use super::{ConflictKind, DropCause, Flow, Pending, SessionEnd, State};
+use super::{ConflictKind, DropCause, Flow, Pending, Request, SessionEnd, State};
 use crate::catalog::{self, Severity};
 use crate::protocol::{self, ErrorResponse, Frame, FrameReader};
 use crate::server::ServerCtx;
@@ -20,8 +22,10 @@ pub(super) struct UpstreamSide<'a> {
     state: &'a State,
     reader: FrameReader,
     out: Vec<u8>,
-    /// What to do with the reply being relayed.
-    current: Option<Pending>,
+    /// The request whose reply is being relayed.
+    current: Option<Request>,
+    /// The backend entered copy-in (or copy-both) mode in the current reply.
+    copy_in: bool,
     /// An error was relayed in the current [`Pending::Conflict`] reply.
     saw_error: bool,
     /// The error raised for a failed statement was seen in the current
@@ -45,6 +49,7 @@ impl<'a> UpstreamSide<'a> {
             reader,
             out: Vec::with_capacity(16 * 1024),
             current: None,
+            copy_in: false,
             saw_error: false,
             saw_failure: false,
         }
@@ -107,13 +112,18 @@ impl<'a> UpstreamSide<'a> {
             self.current = shared.pending.pop_front();
             shared.responding = self.current.is_some();
         }
-        let mode = self.current.unwrap_or(Pending::Forward);
+        let mode = self.current.map_or(Pending::Forward, |r| r.action);
         let tag = frame.tag;
+        if matches!(tag, b'G' | b'W') {
+            self.copy_in = true;
+        }
         match (mode, tag) {
             // The failed query's own `ReadyForQuery`; the `Sync`'s follows.
             (Pending::FailStatement { sync_follows: true }, b'Z') if self.saw_failure => {
                 self.saw_failure = false;
-                self.current = Some(Pending::FailStatement { sync_follows: false });
+                if let Some(current) = &mut self.current {
+                    current.action = Pending::FailStatement { sync_follows: false };
+                }
             }
             (_, b'Z') => return self.on_ready(&frame, mode),
             (Pending::FailStatement { .. }, b'E') => self.on_failure(&frame),
@@ -126,6 +136,8 @@ impl<'a> UpstreamSide<'a> {
             }
             (Pending::Conflict(_) | Pending::FailStatement { .. }, _) => self.forward(&frame),
             (Pending::Swallow, b'A' | b'S') => self.forward(&frame),
+            // The statement completes only once the client sent its data.
+            (Pending::DropSession(_), b'G' | b'W') => self.forward(&frame),
             (Pending::Swallow | Pending::DropSession(_), _) => {}
         }
         Flow::Continue
@@ -133,8 +145,14 @@ impl<'a> UpstreamSide<'a> {
 
     fn on_ready(&mut self, frame: &Frame, mode: Pending) -> Flow {
         let status = self.reader.body(frame).first().copied().unwrap_or(b'I');
+        let mut mode = mode;
         let wake = {
             let mut shared = self.state.lock();
+            if std::mem::take(&mut self.copy_in)
+                && let Some(current) = self.current
+            {
+                mode = skip_ignored_syncs(&mut shared.pending, current, mode);
+            }
             shared.status = status;
             shared.responding = false;
             if status == b'I' {
@@ -233,4 +251,29 @@ impl<'a> UpstreamSide<'a> {
             _ => self.forward(frame),
         }
     }
+}
+
+/// At the `ReadyForQuery` of a reply in which the backend entered copy-in
+/// mode: drops the `Sync`s PostgreSQL ignored (those sent before the copy's
+/// end, including `current` if it is one), and returns what to do with the
+/// `ReadyForQuery`, which answers `current` if it is a `Query`, else the first
+/// request after the copy's end.
+pub(super) fn skip_ignored_syncs(
+    pending: &mut std::collections::VecDeque<Request>,
+    current: Request,
+    mut mode: Pending,
+) -> Pending {
+    // The client's first copy end after the copy began ends it.
+    let ignored = |r: &Request| r.sync && r.copy_ends <= current.copy_start;
+    while let Some(next) = pending.front().filter(|r| ignored(r)).copied() {
+        pending.pop_front();
+        tracing::trace!(?next, "Sync ignored in copy-in mode");
+        mode = mode.merge(next.action);
+    }
+    if ignored(&current)
+        && let Some(answered) = pending.pop_front()
+    {
+        mode = mode.merge(answered.action);
+    }
+    mode
 }
