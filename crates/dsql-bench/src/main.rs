@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use dsql_tower::BoxError;
 
 use crate::scenario::{Scenario, Timing};
 
@@ -132,8 +133,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A duration's number (seconds, minutes) that is above zero: a zero or
 /// negative period would make no run, or panic in a timer.

@@ -18,9 +18,13 @@ pub(crate) struct Row {
     pub(crate) sample: Sample,
 }
 
+/// The client whose CPU per operation the others are compared with.
+const CPU_BASELINE: &str = "deadpool-postgres";
+
 /// A table per scenario and concurrency, throughput as a ratio to
-/// `baseline` measured in the same run, then the first error of each client
-/// that surfaced any.
+/// `baseline` measured in the same run, client CPU per operation and its
+/// ratio to deadpool-postgres' (each client's reported run), then the
+/// first error of each client that surfaced any.
 pub(crate) fn markdown(rows: &[Row], baseline: &str) -> String {
     let mut by_tasks: BTreeMap<(Scenario, usize), Vec<&Row>> = BTreeMap::new();
     for row in rows {
@@ -32,6 +36,7 @@ pub(crate) fn markdown(rows: &[Row], baseline: &str) -> String {
             .iter()
             .find(|r| r.client == baseline)
             .map(|r| r.sample.ops_per_sec());
+        let cpu_base = cpu_baseline(&rows);
         let pool_size = rows.first().map_or(0, |r| r.pool_size);
         let _ = writeln!(
             out,
@@ -39,15 +44,18 @@ pub(crate) fn markdown(rows: &[Row], baseline: &str) -> String {
         );
         let _ = writeln!(
             out,
-            "| client | ops/s | × {baseline} | p50 ms | p99 ms | p99.9 ms | max ms | errors |"
+            "| client | ops/s | × {baseline} | client CPU µs/op | CPU × {CPU_BASELINE} | p50 ms | p99 ms | p99.9 ms | max ms | errors |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
         for row in rows {
             let s = &row.sample;
             let ratio = base.map_or(String::from("—"), |b| format!("{:.2}", s.ops_per_sec() / b));
+            let dash = || String::from("—");
+            let cpu = s.cpu_us_per_op().map_or_else(dash, |us| format!("{us:.1}"));
+            let cpu_ratio = cpu_ratio(row, cpu_base).map_or_else(dash, |r| format!("{r:.2}"));
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {ratio} | {:.3} | {:.3} | {:.3} | {:.1} | {} |",
+                "| {} | {:.0} | {ratio} | {cpu} | {cpu_ratio} | {:.3} | {:.3} | {:.3} | {:.1} | {} |",
                 row.client,
                 s.ops_per_sec(),
                 s.quantile_ms(0.5),
@@ -83,6 +91,18 @@ pub(crate) fn markdown(rows: &[Row], baseline: &str) -> String {
     out
 }
 
+/// deadpool-postgres' CPU per operation among `rows` (one scenario and
+/// concurrency), if it ran.
+fn cpu_baseline(rows: &[&Row]) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.client == CPU_BASELINE)
+        .and_then(|r| r.sample.cpu_us_per_op())
+}
+
+fn cpu_ratio(row: &Row, baseline: Option<f64>) -> Option<f64> {
+    Some(row.sample.cpu_us_per_op()? / baseline?)
+}
+
 #[derive(Serialize)]
 struct JsonRow<'a> {
     scenario: Scenario,
@@ -94,11 +114,22 @@ struct JsonRow<'a> {
     p99_ms: f64,
     p999_ms: f64,
     max_ms: f64,
+    /// Client CPU (user + system of this process) per operation.
+    cpu_us_per_op: Option<f64>,
+    /// `cpu_us_per_op` ÷ deadpool-postgres' in the same scenario and tasks.
+    cpu_vs_deadpool: Option<f64>,
     errors: u64,
     first_error: Option<&'a str>,
 }
 
 pub(crate) fn json(rows: &[Row]) -> Result<String, serde_json::Error> {
+    let cpu_base = |r: &Row| {
+        let peers: Vec<&Row> = rows
+            .iter()
+            .filter(|p| p.scenario == r.scenario && p.tasks == r.tasks)
+            .collect();
+        cpu_baseline(&peers)
+    };
     let rows: Vec<JsonRow<'_>> = rows
         .iter()
         .map(|r| JsonRow {
@@ -111,6 +142,8 @@ pub(crate) fn json(rows: &[Row]) -> Result<String, serde_json::Error> {
             p99_ms: r.sample.quantile_ms(0.99),
             p999_ms: r.sample.quantile_ms(0.999),
             max_ms: r.sample.max_ms(),
+            cpu_us_per_op: r.sample.cpu_us_per_op(),
+            cpu_vs_deadpool: cpu_ratio(r, cpu_base(r)),
             errors: r.sample.errors,
             first_error: r.sample.first_error.as_deref(),
         })
