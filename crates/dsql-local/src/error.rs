@@ -17,6 +17,21 @@ pub enum ConfigError {
         /// What is wrong (never the password).
         reason: String,
     },
+    /// The public test key ([`DEFAULT_ACCESS_KEY_ID`](crate::DEFAULT_ACCESS_KEY_ID)),
+    /// or unknown access keys, would be accepted on an address that is not
+    /// loopback: anyone who reaches the port could sign tokens.
+    #[error(
+        "refusing to listen on {listen} with the public test key (or unknown access keys) \
+         accepted: anyone who reaches that address could sign tokens. Configure your own key \
+         (LocalConfigBuilder::access_key and without_default_key; dsqlctl local --access-key-id \
+         with DSQL_LOCAL_SECRET_ACCESS_KEY), listen on a loopback address, or accept the risk \
+         explicitly (LocalConfigBuilder::allow_public_key_off_loopback; dsqlctl local \
+         --allow-public-key-off-loopback)"
+    )]
+    PublicKeyOffLoopback {
+        /// The listen address.
+        listen: SocketAddr,
+    },
     /// A setting has a value it cannot take.
     #[error("invalid {name}: {reason}")]
     Invalid {

@@ -23,12 +23,38 @@
 //! - **Faults on demand** ([`Faults`]), including deterministic ones that
 //!   fire at the n-th statement, authentication or connection attempt, and
 //!   **counters** ([`Stats`]).
-//! - **Any PostgreSQL behind it**: each session logs in to the upstream as
-//!   the role of the upstream URL (or a [mapped
-//!   role](LocalConfigBuilder::map_role)) with trust, SCRAM-SHA-256 (without
-//!   channel binding: the upstream connection is plain TCP), md5 or
-//!   cleartext password authentication, the password taken from the upstream
-//!   URL.
+//! - **Sessions without superuser powers**: the upstream URL's user (usually
+//!   a superuser) only creates and checks, at start and on first use, the
+//!   role each DSQL role's sessions run as: a role of the same name (or a
+//!   [mapped one](LocalConfigBuilder::map_role)) with `LOGIN` and no
+//!   `SUPERUSER`, `CREATEDB`, `CREATEROLE`, `REPLICATION` or `BYPASSRLS`, so
+//!   `SELECT current_user` as `admin` answers `admin`. `admin` may create
+//!   schemas, tables, indexes and views in the database, and read and write
+//!   the tables the upstream URL's user creates in `public`; no role reaches
+//!   the server's programs or files (`COPY … PROGRAM`, `pg_read_file`),
+//!   `ALTER SYSTEM`, or another role. A role that is (or belongs to) a
+//!   privileged one, `postgres` included, is refused.
+//! - **One database**: sessions always use the configured database (the
+//!   upstream URL's, or [`upstream_database`](LocalConfigBuilder::upstream_database));
+//!   a client naming another database than `postgres` or that one is refused
+//!   with `3D000`. Only harmless startup parameters are forwarded
+//!   (`application_name`, `client_encoding`, `DateStyle`, `TimeZone`,
+//!   `IntervalStyle`, `extra_float_digits`, `search_path`); `options`,
+//!   `replication` and the rest are dropped.
+//! - **The public test key stays on loopback**: the built-in key (and
+//!   [unknown keys](LocalConfigBuilder::allow_unknown_access_keys)) is
+//!   refused on a non-loopback listen address
+//!   ([`ConfigError::PublicKeyOffLoopback`]) unless
+//!   [allowed explicitly](LocalConfigBuilder::allow_public_key_off_loopback).
+//! - **Any PostgreSQL behind it**: the upstream URL's user logs in with
+//!   trust, SCRAM-SHA-256 (without channel binding: the upstream connection
+//!   is plain TCP), md5 or cleartext password authentication, the password
+//!   taken from the upstream URL. Sessions log in as their own role without a
+//!   password (trust from `dsql-local`'s address, as `scripts/ensure-postgres`
+//!   sets up on loopback). **Limitation**: when the upstream asks a password
+//!   for that role, `dsql-local` has none, and the sessions fall back to the
+//!   upstream URL's user with a warning; when that user is not a superuser,
+//!   roles cannot be created and sessions run as it.
 //!
 //! ```no_run
 //! use dsql_local::DsqlLocal;

@@ -53,11 +53,16 @@ pub enum RefusalReason {
     FaultInjected,
     /// The upstream PostgreSQL refused or failed the session.
     Upstream,
+    /// The client named another database than DSQL's one (`postgres`).
+    UnknownDatabase,
+    /// The role's upstream role has privileges beyond DSQL's `admin`
+    /// (superuser, `CREATEROLE`, server file access, …).
+    PrivilegedRole,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order.
-    pub const ALL: [RefusalReason; 22] = [
+    pub const ALL: [RefusalReason; 24] = [
         Self::TlsRequired,
         Self::SniMissing,
         Self::SniMismatch,
@@ -80,6 +85,8 @@ impl RefusalReason {
         Self::SignatureMismatch,
         Self::FaultInjected,
         Self::Upstream,
+        Self::UnknownDatabase,
+        Self::PrivilegedRole,
     ];
 
     /// A stable snake_case name, for logs and metrics.
@@ -107,6 +114,8 @@ impl RefusalReason {
             Self::SignatureMismatch => "signature_mismatch",
             Self::FaultInjected => "fault_injected",
             Self::Upstream => "upstream",
+            Self::UnknownDatabase => "unknown_database",
+            Self::PrivilegedRole => "privileged_role",
         }
     }
 

@@ -82,9 +82,9 @@ async fn tokens_are_accepted_over_both_tls_negotiations_with_verify_full() {
                 )
                 .await
                 .expect("query");
-            // Every role maps to the upstream URL's user; sessions run at
-            // repeatable read like DSQL.
-            assert_eq!(row.get::<_, String>(0), "postgres");
+            // Each role runs as the unprivileged upstream role of its name;
+            // sessions run at repeatable read like DSQL.
+            assert_eq!(row.get::<_, String>(0), user);
             assert_eq!(row.get::<_, String>(1), "repeatable read");
         }
     }

@@ -326,14 +326,14 @@ async fn roles_and_databases_are_mapped() {
         .expect("query");
     assert_eq!(row.get::<_, String>(0), role);
     assert_eq!(row.get::<_, String>(1), "postgres");
-    // Other roles map to the upstream URL's user.
+    // Other roles run as the unprivileged upstream role of their own name.
     let admin = connect(&local, "admin").await.expect("connects");
     let user: String = admin
         .query_one("SELECT current_user::text", &[])
         .await
         .expect("query")
         .get(0);
-    assert_eq!(user, "postgres");
+    assert_eq!(user, "admin");
     drop(client);
     local.shutdown().await;
     setup

@@ -380,3 +380,20 @@ fn an_address_in_use_fails_with_exit_code_1() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&addr), "{stderr}");
 }
+
+#[test]
+fn the_public_test_key_off_loopback_needs_the_flag_and_warns() {
+    let output = dsqlctl(&["local", "--listen", "0.0.0.0:0"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-public-key-off-loopback"), "{stderr}");
+    assert!(stderr.contains("--access-key-id"), "{stderr}");
+
+    let mut running = Running::start(&["--listen", "0.0.0.0:0", "--allow-public-key-off-loopback"]);
+    let banner = running.banner();
+    assert!(banner.contains("0.0.0.0:"), "{banner}");
+    let (status, stderr) = running.interrupt();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("WARNING"), "{stderr}");
+    assert!(stderr.contains("anyone who reaches"), "{stderr}");
+}

@@ -33,6 +33,7 @@ pub struct LocalConfigBuilder {
     access_keys: Vec<AccessKey>,
     default_key: bool,
     allow_unknown_access_keys: bool,
+    public_key_off_loopback: bool,
     clock: Option<SharedClock>,
     session_lifetime: Duration,
     transaction_timeout: Duration,
@@ -56,6 +57,7 @@ impl Default for LocalConfigBuilder {
             access_keys: Vec::new(),
             default_key: true,
             allow_unknown_access_keys: false,
+            public_key_off_loopback: false,
             clock: None,
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
@@ -93,26 +95,36 @@ impl LocalConfigBuilder {
     }
 
     /// The upstream PostgreSQL, as `postgres://user[:password]@host[:port]/database`
-    /// (default [`DEFAULT_UPSTREAM`]). Its user is the role every client role
-    /// maps to unless [`map_role`](Self::map_role) says otherwise; its database
-    /// is used when a client names none; its password answers the upstream's
-    /// SCRAM-SHA-256, md5 or cleartext password request (the connection is
-    /// plain TCP: keep the upstream on a trusted network, usually loopback).
+    /// (default [`DEFAULT_UPSTREAM`]). Its user (normally a superuser) is
+    /// used only to create and check the unprivileged role each DSQL role's
+    /// sessions run as (a role of the same name, or the one
+    /// [`map_role`](Self::map_role) names): client sessions never run as a
+    /// superuser. Its database is the one database sessions use (see
+    /// [`upstream_database`](Self::upstream_database)); its password answers
+    /// the upstream's SCRAM-SHA-256, md5 or cleartext password request for
+    /// that user (the connection is plain TCP: keep the upstream on a trusted
+    /// network, usually loopback). Sessions log in as their own role without a
+    /// password: when the upstream asks one for it, they fall back to this
+    /// user with a warning (allow trust for these roles from `dsql-local`'s
+    /// address to avoid that).
     pub fn upstream(mut self, url: impl Into<String>) -> Self {
         self.upstream = url.into();
         self
     }
 
-    /// Maps a client role to an upstream role (default: every role maps to the
-    /// upstream URL's user).
+    /// Maps a client role to an upstream role (default: the role of the same
+    /// name, created without privileges on first use). A role that is, or
+    /// belongs to, a superuser or a role with `CREATEROLE`, `CREATEDB`,
+    /// `REPLICATION`, `BYPASSRLS` or server file or program access is refused.
     pub fn map_role(mut self, client_role: impl Into<String>, upstream_role: impl Into<String>) -> Self {
         self.role_map.insert(client_role.into(), upstream_role.into());
         self
     }
 
-    /// Always use this upstream database, whatever the client asks for
-    /// (default: the client's database, or the upstream URL's when the client
-    /// names none).
+    /// Always use this upstream database, whatever database name the client
+    /// sends (default: the upstream URL's database; clients may then name
+    /// `postgres`, DSQL's one database, or that database, or none: any other
+    /// name is refused with `3D000`).
     pub fn upstream_database(mut self, database: impl Into<String>) -> Self {
         self.upstream_database = Some(database.into());
         self
@@ -121,6 +133,16 @@ impl LocalConfigBuilder {
     /// Accepts tokens signed with this key, besides the built-in test key.
     pub fn access_key(mut self, key: AccessKey) -> Self {
         self.access_keys.push(key);
+        self
+    }
+
+    /// Accepts the built-in public test key (and
+    /// [unknown access keys](Self::allow_unknown_access_keys)) even when the
+    /// listen address is not a loopback address (default `false`: starting
+    /// then fails with [`ConfigError::PublicKeyOffLoopback`]). Anyone who can
+    /// reach the port can then sign tokens: only for a trusted network.
+    pub fn allow_public_key_off_loopback(mut self, allow: bool) -> Self {
+        self.public_key_off_loopback = allow;
         self
     }
 
@@ -245,6 +267,17 @@ impl LocalConfigBuilder {
                 "no access key is configured, so no token could be accepted",
             ));
         }
+        let ip = match self.listen.ip() {
+            std::net::IpAddr::V6(v6) => v6.to_canonical(),
+            ip => ip,
+        };
+        let public = access_keys
+            .iter()
+            .any(|k| k.access_key_id() == super::DEFAULT_ACCESS_KEY_ID)
+            || self.allow_unknown_access_keys;
+        if public && !ip.is_loopback() && !self.public_key_off_loopback {
+            return Err(ConfigError::PublicKeyOffLoopback { listen: self.listen });
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::invalid("max_connections", "must be at least 1"));
         }
@@ -290,6 +323,7 @@ impl LocalConfigBuilder {
             upstream_database: self.upstream_database,
             access_keys,
             allow_unknown_access_keys: self.allow_unknown_access_keys,
+            public_key_off_loopback: public && !ip.is_loopback(),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             session_lifetime: self.session_lifetime,
             transaction_timeout: self.transaction_timeout,
@@ -315,6 +349,7 @@ impl fmt::Debug for LocalConfigBuilder {
             .field("endpoint_host", &self.endpoint_host)
             .field("region", &self.region)
             .field("access_keys", &self.access_keys)
+            .field("allow_public_key_off_loopback", &self.public_key_off_loopback)
             .field("session_lifetime", &self.session_lifetime)
             .field("transaction_timeout", &self.transaction_timeout)
             .field("max_connections", &self.max_connections)

@@ -89,6 +89,8 @@ pub struct LocalConfig {
     pub(crate) upstream_database: Option<String>,
     pub(crate) access_keys: Vec<AccessKey>,
     pub(crate) allow_unknown_access_keys: bool,
+    /// Tokens anyone can sign are accepted on a non-loopback address.
+    pub(crate) public_key_off_loopback: bool,
     pub(crate) clock: SharedClock,
     pub(crate) session_lifetime: Duration,
     pub(crate) transaction_timeout: Duration,
@@ -121,11 +123,31 @@ impl LocalConfig {
         self.upstream.redacted_url()
     }
 
-    /// The upstream role a client role maps to.
-    pub fn upstream_role(&self, client_role: &str) -> &str {
-        self.role_map
-            .get(client_role)
-            .map_or(self.upstream.user.as_str(), String::as_str)
+    /// The upstream role a client role's sessions run as: the mapped role,
+    /// or the role of the same name (created without privileges on first
+    /// use). When the upstream asks a password for it, or the upstream URL's
+    /// user cannot create it, sessions fall back to the upstream URL's user,
+    /// with a warning.
+    pub fn upstream_role<'a>(&'a self, client_role: &'a str) -> &'a str {
+        self.role_map.get(client_role).map_or(client_role, String::as_str)
+    }
+
+    /// The one upstream database every session uses.
+    pub fn upstream_database(&self) -> &str {
+        self.database()
+    }
+
+    pub(crate) fn database(&self) -> &str {
+        self.upstream_database
+            .as_deref()
+            .unwrap_or(&self.upstream.database)
+    }
+
+    /// Whether tokens anyone can sign (the public test key, or unknown
+    /// access keys) are accepted on a non-loopback address
+    /// ([`allow_public_key_off_loopback`](LocalConfigBuilder::allow_public_key_off_loopback)).
+    pub fn public_key_off_loopback(&self) -> bool {
+        self.public_key_off_loopback
     }
 
     /// The accepted access keys.
@@ -186,6 +208,7 @@ impl fmt::Debug for LocalConfig {
             .field("upstream_database", &self.upstream_database)
             .field("access_keys", &self.access_keys)
             .field("allow_unknown_access_keys", &self.allow_unknown_access_keys)
+            .field("public_key_off_loopback", &self.public_key_off_loopback)
             .field("session_lifetime", &self.session_lifetime)
             .field("transaction_timeout", &self.transaction_timeout)
             .field("max_connections", &self.max_connections)

@@ -14,7 +14,8 @@ fn defaults_are_dsqls() {
     assert_eq!(config.transaction_timeout(), Duration::from_secs(300));
     assert_eq!(config.max_connections(), 10_000);
     assert_eq!(config.connection_rate(), Some(RateLimit::new(100.0, 1000)));
-    assert_eq!(config.upstream_role("admin"), "postgres");
+    assert_eq!(config.upstream_role("admin"), "admin");
+    assert_eq!(config.upstream_database(), "postgres");
     assert_eq!(config.access_keys()[0].access_key_id(), DEFAULT_ACCESS_KEY_ID);
     assert!(!format!("{config:?}").contains(DEFAULT_SECRET_ACCESS_KEY));
 }

@@ -13,12 +13,13 @@ use tokio::time::timeout;
 use tracing::Instrument;
 
 use super::{ServerCtx, stopped};
-use crate::catalog;
+use crate::catalog::{self, Severity};
+use crate::config::LocalConfig;
 use crate::handshake::{self, Outcome};
-use crate::protocol::{self, ErrorResponse};
+use crate::protocol::{self, ErrorResponse, error_field};
 use crate::relay::{self, SessionEnd};
 use crate::stats::{GaugeGuard, RefusalReason, bump};
-use crate::upstream::{self, UpstreamError};
+use crate::upstream::{self, RoleError, UpstreamError, UpstreamSession};
 
 pub(super) async fn connection(
     tcp: TcpStream,
@@ -64,36 +65,71 @@ async fn serve(tcp: TcpStream, ctx: &ServerCtx, mut shutdown: watch::Receiver<bo
         }
     };
 
-    let role = ctx.config.upstream_role(&client.user).to_owned();
-    let database = ctx
-        .config
-        .upstream_database
-        .clone()
-        .or_else(|| client.startup.param("database").map(str::to_owned))
-        .unwrap_or_else(|| ctx.config.upstream.database.clone());
-    tracing::Span::current().record("database", database.as_str());
-    let connect = upstream::connect(&ctx.config.upstream, &role, &database, &client.startup.params);
-    let upstream = tokio::select! {
-        () = stopped(&mut shutdown) => return,
-        result = timeout(ctx.config.upstream_connect_timeout, connect) => {
-            result.unwrap_or(Err(UpstreamError::Timeout))
+    let database = match session_database(&ctx.config, client.startup.param("database")) {
+        Ok(database) => database.to_owned(),
+        Err(asked) => {
+            counters.refused(RefusalReason::UnknownDatabase);
+            tracing::info!(database = asked, "connection refused: unknown database");
+            let message = format!("database \"{asked}\" does not exist");
+            let hint = format!(
+                "DSQL has one database, `postgres` (served by the upstream database `{}`): \
+                 connect with dbname=postgres.",
+                ctx.config.database()
+            );
+            let error = ErrorResponse {
+                severity: Severity::Fatal,
+                code: "3D000",
+                message: &message,
+                detail: None,
+                hint: Some(&hint),
+            };
+            if error.send(&mut client.tls).await.is_ok() {
+                let _ = timeout(Duration::from_millis(200), client.tls.shutdown()).await;
+            }
+            return;
         }
     };
-    let upstream = match upstream {
-        Ok(upstream) => upstream,
+    tracing::Span::current().record("database", database.as_str());
+    let open = open_upstream(ctx, &client.user, &database, &client.startup.params);
+    let upstream = tokio::select! {
+        () = stopped(&mut shutdown) => return,
+        result = timeout(ctx.config.upstream_connect_timeout, open) => {
+            result.unwrap_or(Err(RoleError::Upstream(UpstreamError::Timeout)))
+        }
+    };
+    let (upstream, role) = match upstream {
+        Ok(opened) => opened,
         Err(e) => {
-            counters.refused(RefusalReason::Upstream);
-            tracing::warn!(error = %e, role, database, "upstream session failed");
+            let reason = if matches!(e, RoleError::Refused { .. }) {
+                RefusalReason::PrivilegedRole
+            } else {
+                RefusalReason::Upstream
+            };
+            counters.refused(reason);
+            tracing::warn!(error = %e, user = client.user, database, "upstream session failed");
+            let detail = e.to_string();
+            let hint = "dsql-local runs sessions as unprivileged roles: map this DSQL role to \
+                        another upstream role (map_role), or remove the role's privileges upstream.";
             let result = match &e {
-                UpstreamError::Refused { error } => {
+                RoleError::Upstream(UpstreamError::Refused { error }) => {
                     async {
                         client.tls.write_all(error).await?;
                         client.tls.flush().await
                     }
                     .await
                 }
+                RoleError::Refused { .. } => {
+                    ErrorResponse {
+                        severity: Severity::Fatal,
+                        code: "28000",
+                        message: &detail,
+                        detail: None,
+                        hint: Some(hint),
+                    }
+                    .send(&mut client.tls)
+                    .await
+                }
                 _ => {
-                    let detail = e.to_string();
                     ErrorResponse::from_catalog(&catalog::UPSTREAM_UNAVAILABLE)
                         .detail(&detail)
                         .send(&mut client.tls)
@@ -139,4 +175,77 @@ async fn serve(tcp: TcpStream, ctx: &ServerCtx, mut shutdown: watch::Receiver<bo
     }
     tracing::debug!(?end, "session ended");
     drop(admission);
+}
+
+/// The upstream database for a client that asks for `asked`: always the
+/// configured one. DSQL has one database, `postgres`: a client may name it,
+/// the configured database, or none; with an explicit
+/// [`upstream_database`](crate::LocalConfigBuilder::upstream_database) any
+/// name is accepted. Another name is returned as the error.
+fn session_database<'a, 'b>(config: &'a LocalConfig, asked: Option<&'b str>) -> Result<&'a str, &'b str> {
+    let database = config.database();
+    match asked {
+        None | Some("") | Some("postgres") => Ok(database),
+        Some(_) if config.upstream_database.is_some() => Ok(database),
+        Some(name) if name == database => Ok(database),
+        Some(name) => Err(name),
+    }
+}
+
+/// Opens the upstream session of `client_role` (its own unprivileged role,
+/// prepared on first use), falling back to the upstream URL's user when the
+/// upstream asks a password for that role. Returns the role logged in as.
+async fn open_upstream(
+    ctx: &ServerCtx,
+    client_role: &str,
+    database: &str,
+    params: &[(String, String)],
+) -> Result<(UpstreamSession, String), RoleError> {
+    let role = ctx.roles.resolve(&ctx.config, client_role).await?;
+    let target = &ctx.config.upstream;
+    match upstream::connect(target, &role.name, role.password, database, params).await {
+        Ok(session) => Ok((session, role.name)),
+        Err(UpstreamError::PasswordRequested { role: refused }) => {
+            let role = ctx.roles.fall_back(&ctx.config, client_role, &refused).await;
+            let session = upstream::connect(target, &role.name, role.password, database, params).await?;
+            Ok((session, role.name))
+        }
+        Err(e) => {
+            // The role may have been dropped or changed upstream: prepare it
+            // again next time.
+            if let UpstreamError::Refused { error } = &e
+                && matches!(
+                    error.get(5..).and_then(|body| error_field(body, b'C')),
+                    Some(b"28000" | b"28P01")
+                )
+            {
+                ctx.roles.forget(client_role).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_database;
+    use crate::LocalConfig;
+
+    #[test]
+    fn the_upstream_database_is_always_the_configured_one() {
+        let config = LocalConfig::builder()
+            .upstream("postgres://postgres@127.0.0.1:5432/app")
+            .build()
+            .expect("valid");
+        assert_eq!(session_database(&config, None), Ok("app"));
+        assert_eq!(session_database(&config, Some("")), Ok("app"));
+        assert_eq!(session_database(&config, Some("postgres")), Ok("app"));
+        assert_eq!(session_database(&config, Some("app")), Ok("app"));
+        assert_eq!(session_database(&config, Some("template1")), Err("template1"));
+        let config = LocalConfig::builder()
+            .upstream_database("postgres")
+            .build()
+            .expect("valid");
+        assert_eq!(session_database(&config, Some("clusterdb")), Ok("postgres"));
+    }
 }

@@ -25,6 +25,7 @@ use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::tls;
 use crate::token::{SignError, TokenRequest, Verifier, sign_token};
+use crate::upstream::Roles;
 
 /// A running DSQL-compatible endpoint.
 ///
@@ -96,11 +97,13 @@ impl DsqlLocal {
             stats: stats.clone(),
             faults: faults.clone(),
             registry,
+            roles: Roles::default(),
             connections: ConnectionLimit::new(config.max_connections),
             rate: config.connection_rate.map(RateLimiter::new),
             next_connection: AtomicU64::new(0),
             config,
         });
+        ctx.roles.prepare_at_start(&ctx.config).await;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let span = tracing::info_span!(
             "dsql_local",
@@ -114,6 +117,13 @@ impl DsqlLocal {
                 ca = %material.ca_path.display(),
                 "dsql-local listening"
             );
+            if ctx.config.public_key_off_loopback {
+                tracing::warn!(
+                    %addr,
+                    "the public test key (or unknown access keys) is accepted on a non-loopback \
+                     address: anyone who reaches it can sign tokens and use the upstream database"
+                );
+            }
         });
         let task = tokio::spawn(accept_loop(listener, ctx, shutdown_rx).instrument(span));
         Ok(Self {

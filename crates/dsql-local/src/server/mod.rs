@@ -26,6 +26,7 @@ use crate::limits::{ConnectionLimit, ConnectionSlot, RateLimiter};
 use crate::registry::Registry;
 use crate::stats::{RefusalReason, Stats, bump};
 use crate::token::Verifier;
+use crate::upstream::Roles;
 
 /// How long shutdown waits for connections to close before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -38,6 +39,8 @@ pub(crate) struct ServerCtx {
     pub(crate) stats: Stats,
     pub(crate) faults: Faults,
     pub(crate) registry: Arc<Registry>,
+    /// The upstream role each DSQL role runs as.
+    pub(crate) roles: Roles,
     connections: Arc<ConnectionLimit>,
     rate: Option<RateLimiter>,
     next_connection: AtomicU64,

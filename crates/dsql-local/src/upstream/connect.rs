@@ -14,19 +14,43 @@ use tokio::net::TcpStream;
 use super::{ISOLATION, UpstreamError, UpstreamSession, UpstreamTarget};
 use crate::protocol::{self, FrameReader, ProtocolError};
 
-/// Startup parameters never forwarded from the client.
-fn forwarded(name: &str) -> bool {
-    !matches!(
-        name,
-        "user" | "database" | "replication" | "default_transaction_isolation"
-    ) && !name.starts_with("_pq_.")
+/// The client startup parameters forwarded upstream (compared without
+/// regard to case, as PostgreSQL does): harmless session settings that a
+/// client could also `SET`. Everything else (`options`, which can set any
+/// GUC before authentication is checked, `replication`, `user`, `database`,
+/// `_pq_.*`, …) is dropped.
+const FORWARDED_PARAMS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "intervalstyle",
+    "extra_float_digits",
+    "search_path",
+];
+
+/// Whether a client startup parameter is forwarded upstream.
+pub(crate) fn forwarded(name: &str) -> bool {
+    FORWARDED_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
 }
 
-/// Opens a session as `role` on `database`, with the client's other startup
-/// parameters and `default_transaction_isolation = repeatable read`.
+/// Whether the upstream may be answered with the upstream URL's password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Password {
+    /// Logging in as the upstream URL's user: answer with its password.
+    FromUrl,
+    /// Logging in as another role: the URL's password is not this role's, so
+    /// a password request fails with [`UpstreamError::PasswordRequested`].
+    Never,
+}
+
+/// Opens a session as `role` on `database`, with the client's allowed
+/// startup parameters ([`forwarded`]) and
+/// `default_transaction_isolation = repeatable read`.
 pub(crate) async fn connect(
     target: &UpstreamTarget,
     role: &str,
+    password: Password,
     database: &str,
     client_params: &[(String, String)],
 ) -> Result<UpstreamSession, UpstreamError> {
@@ -74,6 +98,11 @@ pub(crate) async fn connect(
             b'R' if !authenticated => {
                 let (code, data) = auth_request(body)?;
                 out.clear();
+                if password == Password::Never && matches!(code, AUTH_CLEARTEXT | AUTH_MD5 | AUTH_SASL) {
+                    return Err(UpstreamError::PasswordRequested {
+                        role: role.to_owned(),
+                    });
+                }
                 match code {
                     AUTH_OK => {
                         if scram.is_some() && !scram_verified {
@@ -85,16 +114,16 @@ pub(crate) async fn connect(
                         authenticated = true;
                     }
                     AUTH_CLEARTEXT => {
-                        let password = target.password()?;
-                        frontend::password_message(password.as_bytes(), &mut out).map_err(protocol_io)?;
+                        let secret = target.password()?;
+                        frontend::password_message(secret.as_bytes(), &mut out).map_err(protocol_io)?;
                     }
                     AUTH_MD5 => {
-                        let password = target.password()?;
+                        let secret = target.password()?;
                         let salt: [u8; 4] = data
                             .get(..4)
                             .and_then(|s| s.try_into().ok())
                             .ok_or(ProtocolError::Malformed("authentication"))?;
-                        let response = md5_hash(role.as_bytes(), password.as_bytes(), salt);
+                        let response = md5_hash(role.as_bytes(), secret.as_bytes(), salt);
                         frontend::password_message(response.as_bytes(), &mut out).map_err(protocol_io)?;
                     }
                     AUTH_SASL => {
@@ -103,9 +132,9 @@ pub(crate) async fn connect(
                                 "SASL without SCRAM-SHA-256 (only SCRAM-SHA-256-PLUS?)",
                             ));
                         }
-                        let password = target.password()?;
+                        let secret = target.password()?;
                         // Plain TCP: there is no TLS channel to bind to.
-                        let exchange = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                        let exchange = ScramSha256::new(secret.as_bytes(), ChannelBinding::unsupported());
                         frontend::sasl_initial_response(SCRAM_SHA_256, exchange.message(), &mut out)
                             .map_err(protocol_io)?;
                         scram = Some(exchange);
@@ -186,4 +215,38 @@ fn sasl_mechanisms(mut data: &[u8]) -> Result<Vec<&[u8]>, ProtocolError> {
 /// NUL inside a string (a password with a NUL).
 fn protocol_io(error: io::Error) -> UpstreamError {
     UpstreamError::Protocol(ProtocolError::Io(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded;
+
+    #[test]
+    fn only_harmless_startup_parameters_are_forwarded() {
+        for name in [
+            "application_name",
+            "client_encoding",
+            "DateStyle",
+            "TimeZone",
+            "IntervalStyle",
+            "extra_float_digits",
+            "search_path",
+        ] {
+            assert!(forwarded(name), "{name}");
+        }
+        for name in [
+            "options",
+            "replication",
+            "user",
+            "database",
+            "default_transaction_isolation",
+            "session_authorization",
+            "role",
+            "session_replication_role",
+            "_pq_.future",
+            "",
+        ] {
+            assert!(!forwarded(name), "{name}");
+        }
+    }
 }

@@ -2,11 +2,15 @@
 //!
 //! - [`target`]: its URL ([`UpstreamTarget`]);
 //! - [`connect`](mod@connect): opening an authenticated session (trust,
-//!   SCRAM-SHA-256, md5 or cleartext password, with `postgres-protocol`);
+//!   SCRAM-SHA-256, md5 or cleartext password, with `postgres-protocol`),
+//!   with the client's harmless startup parameters only;
+//! - [`roles`]: the unprivileged upstream role each DSQL role's sessions
+//!   run as, created by `dsql-local` on first use;
 //! - this module: the session it gives, its errors, and relaying cancel
 //!   requests.
 
 mod connect;
+mod roles;
 mod target;
 
 use std::io;
@@ -14,7 +18,8 @@ use std::io;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-pub(crate) use self::connect::connect;
+pub(crate) use self::connect::{Password, connect};
+pub(crate) use self::roles::{RoleError, Roles};
 pub(crate) use self::target::UpstreamTarget;
 use crate::protocol::{self, FrameReader, ProtocolError};
 
@@ -41,6 +46,14 @@ pub(crate) enum UpstreamError {
     UnsupportedAuth(&'static str),
     #[error("the upstream PostgreSQL asks for a password but the upstream URL has none")]
     PasswordRequired,
+    #[error(
+        "the upstream PostgreSQL asks for a password for role `{role}`, and dsql-local has only \
+         the upstream URL user's"
+    )]
+    PasswordRequested {
+        /// The role logged in as.
+        role: String,
+    },
     #[error("SCRAM-SHA-256 authentication with the upstream PostgreSQL failed: {0}")]
     Scram(#[source] io::Error),
     #[error("protocol error with the upstream PostgreSQL: {0}")]

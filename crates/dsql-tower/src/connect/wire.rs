@@ -271,8 +271,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for WireStream<S> {
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
             let (wire, expected) = (&this.wire, &mut this.expected);
-            this.backend
-                .feed(&buf.filled()[before..], |tag, first| expected.received(wire, tag, first));
+            this.backend.feed(&buf.filled()[before..], |tag, first| {
+                expected.received(wire, tag, first)
+            });
         }
         result
     }
@@ -284,7 +285,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WireStream<S> {
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = result {
             let (wire, expected) = (&this.wire, &mut this.expected);
-            this.frontend.feed(&buf[..written], |tag, _| expected.sent(wire, tag));
+            this.frontend
+                .feed(&buf[..written], |tag, _| expected.sent(wire, tag));
         }
         result
     }
@@ -336,7 +338,8 @@ mod tests {
         fn receive(&mut self, bytes: &[u8], split: usize) {
             for chunk in bytes.chunks(split) {
                 let (wire, expected) = (&self.wire, &mut self.expected);
-                self.back.feed(chunk, |tag, first| expected.received(wire, tag, first));
+                self.back
+                    .feed(chunk, |tag, first| expected.received(wire, tag, first));
             }
         }
     }
@@ -358,9 +361,19 @@ mod tests {
             both.send(&frontend, split);
             assert!(!both.wire.is_idle());
             both.receive(&backend, split);
-            assert_eq!(both.wire.status(), TransactionStatus::InTransaction, "split {split}");
+            assert_eq!(
+                both.wire.status(),
+                TransactionStatus::InTransaction,
+                "split {split}"
+            );
             assert_eq!(both.wire.significant.load(Ordering::Relaxed), 0);
-            assert_eq!(both.wire.progress(), Progress { sent: 2, completed: 2 });
+            assert_eq!(
+                both.wire.progress(),
+                Progress {
+                    sent: 2,
+                    completed: 2
+                }
+            );
             assert!(!both.wire.is_idle(), "in a transaction");
         }
     }
@@ -375,7 +388,10 @@ mod tests {
         let mut close = message(b'C', b"Ss0\0");
         close.extend(message(b'S', b""));
         both.send(&close, 64);
-        assert!(both.wire.is_idle(), "closing a statement changes no transaction status");
+        assert!(
+            both.wire.is_idle(),
+            "closing a statement changes no transaction status"
+        );
         // A ROLLBACK queued by a dropped transaction: not at rest until answered.
         both.send(&message(b'Q', b"ROLLBACK\0"), 64);
         assert!(!both.wire.is_idle());

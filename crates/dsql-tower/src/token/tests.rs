@@ -181,7 +181,11 @@ async fn a_token_for_another_scope_is_never_sent() {
         matches!(error, TestError::Token(TokenError::WrongScope { .. })),
         "{error:?}"
     );
-    assert_eq!(provider.0.calls.load(Ordering::SeqCst), 0, "no token was even made");
+    assert_eq!(
+        provider.0.calls.load(Ordering::SeqCst),
+        0,
+        "no token was even made"
+    );
     assert!(handle.poll_request().is_pending(), "nothing was connected");
 
     // The same scope passes (host names compare without case).

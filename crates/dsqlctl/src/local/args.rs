@@ -1,5 +1,6 @@
 //! The flags of `dsqlctl local` and the [`LocalConfig`] they make.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,8 +13,9 @@ use dsql_local::{
 
 use crate::{Failure, duration};
 
-/// Options of `dsqlctl local`; every limit defaults to DSQL's.
-#[derive(Debug, Args)]
+/// Options of `dsqlctl local`; every limit defaults to DSQL's. `Debug`
+/// redacts the secret access key.
+#[derive(Args)]
 pub(crate) struct LocalArgs {
     /// Address to listen on (port 0: any free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15432")]
@@ -40,7 +42,9 @@ pub(crate) struct LocalArgs {
     /// key AKIDLOCAL (with --secret-access-key).
     #[arg(long, value_name = "ID")]
     access_key_id: Option<String>,
-    /// Secret of --access-key-id.
+    /// Secret of --access-key-id. A command line is visible to other users
+    /// of the machine (ps, /proc): prefer the environment variable
+    /// DSQL_LOCAL_SECRET_ACCESS_KEY.
     #[arg(
         long,
         value_name = "SECRET",
@@ -48,6 +52,12 @@ pub(crate) struct LocalArgs {
         hide_env_values = true
     )]
     secret_access_key: Option<String>,
+    /// Accept the public test key even when --listen is not a loopback
+    /// address: anyone who reaches the port can then sign tokens and use the
+    /// upstream database. Without it, dsqlctl local refuses to start there
+    /// unless --access-key-id is given.
+    #[arg(long)]
+    pub(super) allow_public_key_off_loopback: bool,
     /// Session lifetime, then the server closes the session [default: 60m].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_positive)]
     session_lifetime: Option<Duration>,
@@ -85,6 +95,53 @@ pub(crate) struct LocalArgs {
     /// exit); at most a year.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse_period)]
     pub(super) stats_every: Duration,
+}
+
+impl fmt::Debug for LocalArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalArgs")
+            .field("listen", &self.listen)
+            .field("upstream", &redact_url(&self.upstream))
+            .field("endpoint_host", &self.endpoint_host)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "allow_public_key_off_loopback",
+                &self.allow_public_key_off_loopback,
+            )
+            .field("session_lifetime", &self.session_lifetime)
+            .field("transaction_timeout", &self.transaction_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("connection_rate", &self.connection_rate)
+            .field("connection_burst", &self.connection_burst)
+            .field("ca_dir", &self.ca_dir)
+            .field("refuse_auth_for", &self.refuse_auth_for)
+            .field("commit_conflict_probability", &self.commit_conflict_probability)
+            .field("latency", &self.latency)
+            .field("drop_sessions_every", &self.drop_sessions_every)
+            .field("stats_every", &self.stats_every)
+            .finish()
+    }
+}
+
+/// The upstream URL with any password replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 fn positive_number(input: &str) -> Result<f64, String> {
@@ -134,6 +191,9 @@ impl LocalArgs {
         if let Some(key) = key {
             builder = builder.without_default_key().access_key(key);
         }
+        if self.allow_public_key_off_loopback {
+            builder = builder.allow_public_key_off_loopback(true);
+        }
         if let Some(lifetime) = self.session_lifetime {
             builder = builder.session_lifetime(lifetime);
         }
@@ -153,5 +213,84 @@ impl LocalArgs {
             builder = builder.ca_dir(dir);
         }
         builder.build().map_err(|e| Failure::Usage(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        local: LocalArgs,
+    }
+
+    fn parse(args: &[&str]) -> LocalArgs {
+        Cli::try_parse_from([&["local"], args].concat())
+            .expect("valid flags")
+            .local
+    }
+
+    #[test]
+    fn debug_redacts_the_secrets() {
+        let args = parse(&[
+            "--access-key-id",
+            "AKIDMINE",
+            "--secret-access-key",
+            "very-secret-value",
+            "--upstream",
+            "postgres://app:db-password@db.local:5432/app",
+        ]);
+        let debug = format!("{args:?}");
+        assert!(!debug.contains("very-secret-value"), "{debug}");
+        assert!(!debug.contains("db-password"), "{debug}");
+        assert!(
+            debug.contains("AKIDMINE") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+        assert!(debug.contains("postgres://app:***@db.local:5432/app"), "{debug}");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn the_secret_flag_warns_about_ps() {
+        let mut command = Cli::command();
+        let help = command.render_long_help().to_string();
+        let start = help.find("--secret-access-key").expect("the flag");
+        let text = &help[start..start + 400.min(help.len() - start)];
+        assert!(text.contains("ps"), "{text}");
+        assert!(text.contains("DSQL_LOCAL_SECRET_ACCESS_KEY"), "{text}");
+    }
+
+    #[test]
+    fn the_public_key_stays_on_loopback_unless_allowed() {
+        let args = parse(&["--listen", "0.0.0.0:15432"]);
+        let Err(Failure::Usage(message)) = args.config(args.access_key().unwrap()) else {
+            panic!("the public key on 0.0.0.0 is refused");
+        };
+        assert!(message.contains("--allow-public-key-off-loopback"), "{message}");
+        assert!(message.contains("--access-key-id"), "{message}");
+
+        let args = parse(&["--listen", "0.0.0.0:15432", "--allow-public-key-off-loopback"]);
+        let config = args.config(args.access_key().unwrap()).expect("allowed");
+        assert!(config.public_key_off_loopback());
+
+        let args = parse(&[
+            "--listen",
+            "0.0.0.0:15432",
+            "--access-key-id",
+            "AKIDMINE",
+            "--secret-access-key",
+            "mine",
+        ]);
+        let config = args.config(args.access_key().unwrap()).expect("own key");
+        assert!(!config.public_key_off_loopback());
+
+        let args = parse(&["--listen", "127.0.0.1:0"]);
+        assert!(args.config(None).is_ok());
     }
 }

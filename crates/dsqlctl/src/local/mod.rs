@@ -22,6 +22,14 @@ pub(crate) async fn run(args: LocalArgs) -> Result<(), Failure> {
     let custom_key = args.access_key()?;
     let shows_secret = custom_key.is_none();
     let config = args.config(custom_key)?;
+    if config.public_key_off_loopback() {
+        eprintln!(
+            "dsqlctl: WARNING: listening on {} with the public test key (--allow-public-key-off-loopback): \
+             anyone who reaches this address can sign tokens and use the upstream database. \
+             Prefer --access-key-id with DSQL_LOCAL_SECRET_ACCESS_KEY.",
+            config.listen()
+        );
+    }
     // Without its password.
     let upstream = config.upstream();
     // Before anything is printed: a signal that arrives once the user sees
