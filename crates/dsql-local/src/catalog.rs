@@ -18,6 +18,7 @@
 //! | [`TRANSACTION_TIMEOUT`] | `54000` | ERROR | **best guess** |
 //! | [`UPSTREAM_UNAVAILABLE`] | `08006` | FATAL | local only |
 //! | [`PROTOCOL_VIOLATION`] | `08P01` | FATAL | PostgreSQL's |
+//! | [`MESSAGE_TOO_LARGE`] | `54000` | FATAL | local only, **best guess** |
 //!
 //! Each entry also lists the hints a client may receive with it and, for
 //! each, what the client must do ([`ClientClass`]), so that a client-side
@@ -282,6 +283,18 @@ pub const PROTOCOL_VIOLATION: DsqlError = DsqlError {
     client_classes: &[ClientClass::new(None, class::RECONNECT)],
 };
 
+/// A client message, or startup packet, longer than `dsql-local`'s bound
+/// ([`Bounds`](crate::LocalConfigBuilder::bounds)). Local condition, best
+/// guess modeled on PostgreSQL's `program_limit_exceeded`; PostgreSQL itself
+/// accepts messages up to 1 GiB − 1 and startup packets up to 10,000 bytes.
+pub const MESSAGE_TOO_LARGE: DsqlError = DsqlError {
+    code: "54000",
+    message: "message too large",
+    severity: Severity::Fatal,
+    confirmed: false,
+    client_classes: &[ClientClass::new(None, class::FATAL)],
+};
+
 /// Every entry of the catalog, confirmed ones first.
 pub const ALL: &[DsqlError] = &[
     ACCESS_DENIED,
@@ -295,6 +308,7 @@ pub const ALL: &[DsqlError] = &[
     TRANSACTION_TIMEOUT,
     UPSTREAM_UNAVAILABLE,
     PROTOCOL_VIOLATION,
+    MESSAGE_TOO_LARGE,
 ];
 
 #[cfg(test)]

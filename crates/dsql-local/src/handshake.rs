@@ -81,8 +81,16 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     Outcome::Done
 }
 
-/// Relays a cancel request to the upstream if it names an open session.
-async fn relay_cancel(ctx: &ServerCtx, pid: i32, secret: i32) -> Outcome {
+/// Relays a cancel request to the upstream if it names an open session and
+/// the connection was admitted: cancel requests go through the same
+/// admission (rate, connections, handshakes in progress) as any connection.
+async fn relay_cancel(ctx: &ServerCtx, pid: i32, secret: i32, refusal: Option<RefusalReason>) -> Outcome {
+    if let Some(reason) = refusal {
+        // PostgreSQL never answers a cancel request: just close.
+        ctx.stats.counters.refused(reason);
+        tracing::debug!(reason = %reason, "cancel request refused at admission");
+        return Outcome::Done;
+    }
     if ctx.registry.has_backend_key(pid, secret) {
         match crate::upstream::cancel(&ctx.config.upstream, pid, secret).await {
             Ok(()) => {
@@ -109,15 +117,33 @@ pub(crate) async fn handshake(
         return Err(HandshakeError::Closed);
     }
     let direct = first[0] == protocol::TLS_HANDSHAKE;
+    let max_startup = ctx.config.bounds.max_startup_packet;
     if !direct {
         loop {
-            match protocol::read_startup(&mut tcp).await? {
+            let packet = match protocol::read_startup_bounded(&mut tcp, max_startup).await {
+                Ok(packet) => packet,
+                Err(ProtocolError::BadLength(len)) if len > max_startup => {
+                    tracing::debug!(len, "startup packet too large");
+                    return Ok(refuse(
+                        ctx,
+                        &mut tcp,
+                        RefusalReason::ProtocolViolation,
+                        &catalog::MESSAGE_TOO_LARGE,
+                        None,
+                    )
+                    .await);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match packet {
                 StartupPacket::Ssl => {
                     tcp.write_all(b"S").await?;
                     break;
                 }
                 StartupPacket::GssEnc => tcp.write_all(b"N").await?,
-                StartupPacket::Cancel { pid, secret } => return Ok(relay_cancel(ctx, pid, secret).await),
+                StartupPacket::Cancel { pid, secret } => {
+                    return Ok(relay_cancel(ctx, pid, secret, refusal).await);
+                }
                 StartupPacket::Startup(_) => {
                     return Ok(refuse(
                         ctx,
@@ -140,9 +166,22 @@ pub(crate) async fn handshake(
         )
     };
     tracing::debug!(direct, sni = sni.as_deref(), alpn, "TLS established");
-    let startup = match protocol::read_startup(&mut tls).await {
+    let startup = match protocol::read_startup_bounded(&mut tls, max_startup).await {
         Ok(StartupPacket::Startup(startup)) => startup,
-        Ok(StartupPacket::Cancel { pid, secret }) => return Ok(relay_cancel(ctx, pid, secret).await),
+        Ok(StartupPacket::Cancel { pid, secret }) => {
+            return Ok(relay_cancel(ctx, pid, secret, refusal).await);
+        }
+        Err(ProtocolError::BadLength(len)) if len > max_startup => {
+            tracing::debug!(len, "startup packet too large");
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                RefusalReason::ProtocolViolation,
+                &catalog::MESSAGE_TOO_LARGE,
+                None,
+            )
+            .await);
+        }
         Ok(StartupPacket::Ssl | StartupPacket::GssEnc)
         | Err(ProtocolError::Malformed(_) | ProtocolError::BadLength(_)) => {
             return Ok(refuse(
@@ -221,6 +260,16 @@ pub(crate) async fn handshake(
         Ok(message) => message,
         Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(HandshakeError::Closed);
+        }
+        Err(ProtocolError::BadLength(len)) if len > MAX_PASSWORD_LEN => {
+            return Ok(refuse(
+                ctx,
+                &mut tls,
+                RefusalReason::ProtocolViolation,
+                &catalog::MESSAGE_TOO_LARGE,
+                None,
+            )
+            .await);
         }
         Err(ProtocolError::BadLength(_)) => {
             return Ok(refuse(

@@ -7,6 +7,7 @@
 //! - [`builder`]: [`LocalConfigBuilder`], which checks every setting.
 
 mod access_key;
+mod bounds;
 mod builder;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,12 @@ use dsql_auth::clock::SharedClock;
 use dsql_auth::limits;
 
 pub use self::access_key::AccessKey;
+// Re-exported from the crate root with its defaults once `lib.rs` lists it;
+// until then the builder's per-bound setters reach every field.
+pub use self::bounds::{
+    Bounds, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_MAX_STARTUP_PACKET,
+    DEFAULT_REFUSED_HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE_LIMIT,
+};
 pub use self::builder::LocalConfigBuilder;
 use crate::upstream::UpstreamTarget;
 
@@ -100,6 +107,7 @@ pub struct LocalConfig {
     pub(crate) upstream_connect_timeout: Duration,
     pub(crate) ca_dir: Option<PathBuf>,
     pub(crate) server_names: Vec<String>,
+    pub(crate) bounds: Bounds,
 }
 
 impl LocalConfig {
@@ -191,6 +199,11 @@ impl LocalConfig {
         self.upstream_connect_timeout
     }
 
+    /// The bounds on message sizes and handshakes in progress.
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
     /// The directory holding a persistent CA, if any.
     pub fn ca_dir(&self) -> Option<&Path> {
         self.ca_dir.as_deref()
@@ -217,6 +230,7 @@ impl fmt::Debug for LocalConfig {
             .field("upstream_connect_timeout", &self.upstream_connect_timeout)
             .field("ca_dir", &self.ca_dir)
             .field("server_names", &self.server_names)
+            .field("bounds", &self.bounds)
             .finish_non_exhaustive()
     }
 }

@@ -39,18 +39,38 @@ pub(crate) struct Frame {
 /// Splits a byte stream into tagged messages, reusing one buffer.
 ///
 /// [`fill`](Self::fill) is cancel-safe: bytes read stay in the buffer.
+///
+/// The buffer grows only as bytes arrive (at most one [`READ_CHUNK`] ahead
+/// of them, plus `Vec`'s doubling): a header declaring a large length
+/// reserves nothing, and a length over the reader's bound is an error as soon
+/// as the header is in.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     buf: Vec<u8>,
     pos: usize,
+    /// Largest message length accepted (the length word, tag excluded).
+    max_len: usize,
 }
 
 impl FrameReader {
+    /// A reader accepting messages up to PostgreSQL's 1 GiB (the upstream's).
     pub(crate) fn new() -> Self {
+        Self::with_max_len(MAX_MESSAGE_LEN)
+    }
+
+    /// A reader accepting messages of at most `max_len` bytes (length word
+    /// and body).
+    pub(crate) fn with_max_len(max_len: usize) -> Self {
         Self {
             buf: Vec::with_capacity(READ_CHUNK),
             pos: 0,
+            max_len,
         }
+    }
+
+    /// The largest message length accepted.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
     }
 
     /// Reads more bytes; `Ok(0)` at end of stream.
@@ -76,13 +96,14 @@ impl FrameReader {
             return Ok(None);
         }
         let len = u32::from_be_bytes([avail[1], avail[2], avail[3], avail[4]]) as usize;
-        if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+        if !(4..=self.max_len).contains(&len) {
+            // Over the bound: refused as soon as the header is in.
             return Err(ProtocolError::BadLength(len));
         }
         let total = 1 + len;
         if avail.len() < total {
-            let missing = total - avail.len();
-            self.buf.reserve(missing);
+            // Never reserve the declared length: `fill` grows the buffer as
+            // bytes actually arrive.
             return Ok(None);
         }
         let frame = Frame {
@@ -108,6 +129,12 @@ impl FrameReader {
     #[cfg(test)]
     pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// The buffer's capacity.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Whether bytes of an incomplete message are buffered.

@@ -5,9 +5,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{CANCEL_REQUEST, GSSENC_REQUEST, PROTOCOL_3_0, ProtocolError, SSL_REQUEST, put_cstr};
 
-/// PostgreSQL's limit on startup packets.
-const MAX_STARTUP_LEN: usize = 10_000;
-
 /// The first packet of a connection (or of its TLS session).
 #[derive(Debug)]
 pub(crate) enum StartupPacket {
@@ -33,11 +30,28 @@ impl StartupMessage {
     }
 }
 
-/// Reads one untagged startup packet, exactly (nothing after it is consumed,
-/// so a TLS handshake can follow).
+/// PostgreSQL's limit on startup packets (the default of
+/// [`Bounds::max_startup_packet`](crate::config::Bounds::max_startup_packet)).
+#[cfg(test)]
+pub(crate) const MAX_STARTUP_LEN: usize = 10_000;
+
+/// Reads one untagged startup packet of at most PostgreSQL's
+/// [`MAX_STARTUP_LEN`] bytes; see [`read_startup_bounded`].
+#[cfg(test)]
 pub(crate) async fn read_startup<R: AsyncRead + Unpin>(r: &mut R) -> Result<StartupPacket, ProtocolError> {
+    read_startup_bounded(r, MAX_STARTUP_LEN).await
+}
+
+/// Reads one untagged startup packet of at most `max_len` bytes (length word
+/// included), exactly: nothing after it is consumed, so a TLS handshake can
+/// follow. A length out of bounds is [`ProtocolError::BadLength`] before
+/// anything is allocated for the packet.
+pub(crate) async fn read_startup_bounded<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_len: usize,
+) -> Result<StartupPacket, ProtocolError> {
     let len = r.read_u32().await? as usize;
-    if !(8..=MAX_STARTUP_LEN).contains(&len) {
+    if !(8..=max_len).contains(&len) {
         return Err(ProtocolError::BadLength(len));
     }
     let mut body = vec![0; len - 4];

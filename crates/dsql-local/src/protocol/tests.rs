@@ -46,6 +46,32 @@ fn bad_lengths_are_errors() {
     assert!(matches!(reader.next_frame(), Err(ProtocolError::BadLength(2))));
 }
 
+#[test]
+fn declared_lengths_reserve_nothing() {
+    let mut reader = FrameReader::with_max_len(1 << 20);
+    // A `Query` declaring 512 KiB (within the bound), body not sent.
+    reader.push_bytes(&[b'Q', 0, 8, 0, 0, b'S']);
+    assert!(reader.next_frame().expect("within the bound").is_none());
+    assert!(reader.capacity() < 64 * 1024, "{}", reader.capacity());
+    // Over the bound: an error at once.
+    let mut reader = FrameReader::with_max_len(1 << 20);
+    reader.push_bytes(&[b'Q', 0x40, 0, 0, 0]);
+    assert!(matches!(
+        reader.next_frame(),
+        Err(ProtocolError::BadLength(0x4000_0000))
+    ));
+}
+
+#[tokio::test]
+async fn oversized_startup_packets_are_refused_before_reading() {
+    let mut wire = 10_001_u32.to_be_bytes().to_vec();
+    wire.extend_from_slice(&PROTOCOL_3_0.to_be_bytes());
+    assert!(matches!(
+        read_startup_bounded(&mut &wire[..], MAX_STARTUP_LEN).await,
+        Err(ProtocolError::BadLength(10_001))
+    ));
+}
+
 #[tokio::test]
 async fn startup_packets_parse() {
     let wire = startup_message([("user", "admin"), ("database", "postgres")]);

@@ -41,7 +41,7 @@ impl<'a> ClientSide<'a> {
         Self {
             ctx,
             state,
-            reader: FrameReader::new(),
+            reader: FrameReader::with_max_len(ctx.config.bounds.max_message_size),
             out: Vec::with_capacity(16 * 1024),
             batch_open: false,
             discard_until_sync: false,
@@ -107,7 +107,15 @@ impl<'a> ClientSide<'a> {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
-                    end = Some(SessionEnd::Failed(format!("client protocol: {e}")));
+                    // A message over the bound ends here, its body unread
+                    // and nothing reserved for it.
+                    tracing::info!(error = %e, "client message refused");
+                    end = Some(match e {
+                        crate::protocol::ProtocolError::BadLength(len) if len > self.reader.max_len() => {
+                            SessionEnd::MessageTooLarge
+                        }
+                        e => SessionEnd::Failed(format!("client protocol: {e}")),
+                    });
                     break;
                 }
             };

@@ -112,6 +112,8 @@ pub(crate) enum SessionEnd {
     DroppedAtStatement,
     /// The server is shutting down.
     Shutdown,
+    /// A client message was larger than the bound: the client is told why.
+    MessageTooLarge,
     /// An I/O or protocol error.
     Failed(String),
 }
@@ -271,6 +273,10 @@ pub(crate) async fn run(
         let _ = timeout(Duration::from_millis(100), upstream_write.write_all(&TERMINATE)).await;
     }
     let mut client = client_read.unsplit(client_write);
+    if matches!(end, SessionEnd::MessageTooLarge) {
+        let refusal = crate::protocol::ErrorResponse::from_catalog(&crate::catalog::MESSAGE_TOO_LARGE);
+        let _ = timeout(Duration::from_millis(200), refusal.send(&mut client)).await;
+    }
     let _ = timeout(Duration::from_millis(200), client.shutdown()).await;
     end
 }

@@ -16,14 +16,18 @@ use super::{ServerCtx, stopped};
 use crate::catalog::{self, Severity};
 use crate::config::LocalConfig;
 use crate::handshake::{self, Outcome};
+use crate::limits::ConnectionSlot;
 use crate::protocol::{self, ErrorResponse, error_field};
 use crate::relay::{self, SessionEnd};
 use crate::stats::{GaugeGuard, RefusalReason, bump};
 use crate::upstream::{self, RoleError, UpstreamError, UpstreamSession};
 
+/// Serves one connection; `handshake` is its slot among the handshakes in
+/// progress, released once the client is authenticated (or gone).
 pub(super) async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
+    handshake: ConnectionSlot,
     ctx: Arc<ServerCtx>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -35,21 +39,35 @@ pub(super) async fn connection(
         user = tracing::field::Empty,
         database = tracing::field::Empty,
     );
-    serve(tcp, &ctx, shutdown).instrument(span).await;
+    serve(tcp, handshake, &ctx, shutdown).instrument(span).await;
 }
 
-async fn serve(tcp: TcpStream, ctx: &ServerCtx, mut shutdown: watch::Receiver<bool>) {
+async fn serve(
+    tcp: TcpStream,
+    handshake_slot: ConnectionSlot,
+    ctx: &ServerCtx,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let counters = &ctx.stats.counters;
     bump(&counters.accepted);
     let _connection = GaugeGuard::new(&counters.current_connections);
     let _ = tcp.set_nodelay(true);
     let admission = ctx.admit();
     let refusal = admission.as_ref().err().copied();
+    // A connection already refused only needs the time to hear why.
+    let handshake_timeout = match refusal {
+        Some(_) => ctx
+            .config
+            .handshake_timeout
+            .min(ctx.config.bounds.refused_handshake_timeout),
+        None => ctx.config.handshake_timeout,
+    };
 
     let handshake = tokio::select! {
         () = stopped(&mut shutdown) => return,
-        result = timeout(ctx.config.handshake_timeout, handshake::handshake(tcp, ctx, refusal)) => result,
+        result = timeout(handshake_timeout, handshake::handshake(tcp, ctx, refusal)) => result,
     };
+    drop(handshake_slot);
     let mut client = match handshake {
         Ok(Ok(Outcome::Session(client))) => client,
         Ok(Ok(Outcome::Done)) => return,

@@ -99,6 +99,7 @@ impl DsqlLocal {
             registry,
             roles: Roles::default(),
             connections: ConnectionLimit::new(config.max_connections),
+            handshakes: ConnectionLimit::new(config.bounds.max_pending_handshakes),
             rate: config.connection_rate.map(RateLimiter::new),
             next_connection: AtomicU64::new(0),
             config,

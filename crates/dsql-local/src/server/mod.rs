@@ -42,6 +42,9 @@ pub(crate) struct ServerCtx {
     /// The upstream role each DSQL role runs as.
     pub(crate) roles: Roles,
     connections: Arc<ConnectionLimit>,
+    /// Connections in their handshake
+    /// ([`Bounds::max_pending_handshakes`](crate::config::Bounds::max_pending_handshakes)).
+    handshakes: Arc<ConnectionLimit>,
     rate: Option<RateLimiter>,
     next_connection: AtomicU64,
 }
@@ -83,9 +86,18 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ServerCtx>, mut shutdown: w
             _ = paused.changed() => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tasks.spawn(connection::connection(tcp, peer, Arc::clone(&ctx), for_tasks.clone()));
-                }
+                Ok((tcp, peer)) => match ctx.handshakes.try_acquire() {
+                    Some(slot) => {
+                        let ctx = Arc::clone(&ctx);
+                        tasks.spawn(connection::connection(tcp, peer, slot, ctx, for_tasks.clone()));
+                    }
+                    None => {
+                        // Too many handshakes in progress: close at once,
+                        // before any TLS handshake or allocation.
+                        drop(tcp);
+                        tracing::debug!(%peer, "connection closed: too many handshakes in progress");
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little.
                     tracing::warn!(error = %e, "accept failed");
