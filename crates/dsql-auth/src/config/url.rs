@@ -34,7 +34,20 @@ impl DsqlConfig {
     /// # Ok::<(), ConfigError>(())
     /// ```
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
-        let url = Url::parse(url.trim()).map_err(|e| ConfigError::InvalidUrl {
+        let raw = url.trim();
+        if password_before_query(raw) {
+            // `admin:pa?ss@host`: the URL parser ends the authority at the
+            // `?`, and the password would turn up as a parameter name.
+            return Err(ConfigError::PasswordInUrl);
+        }
+        if let Some(segment) = raw_database(raw)
+            && matches!(segment.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e.")
+        {
+            return Err(ConfigError::InvalidUrl {
+                reason: "the database name cannot be `.` or `..` (URL dot segments)".to_owned(),
+            });
+        }
+        let url = Url::parse(raw).map_err(|e| ConfigError::InvalidUrl {
             reason: e.to_string(),
         })?;
         match url.scheme() {
@@ -88,7 +101,7 @@ impl DsqlConfig {
                 return Err(ConfigError::PasswordInUrl);
             }
             let canonical = canonical_parameter(&name).ok_or_else(|| ConfigError::UnknownParameter {
-                name: name.clone().into_owned(),
+                name: shown_parameter_name(&name),
             })?;
             if !seen.insert(canonical) {
                 return Err(ConfigError::DuplicateParameter {
@@ -141,4 +154,41 @@ fn decode(name: &'static str, value: &str) -> Result<String, ConfigError> {
             value: value.to_owned(),
             expected: "percent-encoded UTF-8",
         })
+}
+
+/// Whether the user info of `raw` (before the first `@`, with no `/` in
+/// between) holds a `:`, i.e. a password, even one the URL parser would
+/// cut at a `?` or `#`.
+fn password_before_query(raw: &str) -> bool {
+    let Some((_, rest)) = raw.split_once("://") else {
+        return false;
+    };
+    match rest.split_once('@') {
+        Some((user_info, _)) => !user_info.contains('/') && !user_info.contains('[') && user_info.contains(':'),
+        None => false,
+    }
+}
+
+/// The path segment of `raw` as written (before the URL parser resolves
+/// dot segments).
+fn raw_database(raw: &str) -> Option<&str> {
+    let (_, rest) = raw.split_once("://")?;
+    let (_, path) = rest.split_once('/')?;
+    Some(path.split(['?', '#']).next().unwrap_or(""))
+}
+
+/// A parameter name as an error may show it: a name made of other
+/// characters may be a piece of a password or other text cut from the URL,
+/// and is not echoed.
+fn shown_parameter_name(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plain {
+        name.to_owned()
+    } else {
+        "(not shown: not a parameter name)".to_owned()
+    }
 }

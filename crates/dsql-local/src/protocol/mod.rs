@@ -9,6 +9,8 @@
 
 mod error_response;
 mod frame;
+#[cfg(test)]
+mod fuzz_tests;
 mod startup;
 #[cfg(test)]
 mod tests;
@@ -17,7 +19,9 @@ use std::io;
 
 pub(crate) use self::error_response::{ErrorResponse, error_field};
 pub(crate) use self::frame::{Frame, FrameReader, read_message};
-pub(crate) use self::startup::{StartupMessage, StartupPacket, read_startup, startup_message};
+#[cfg(test)]
+pub(crate) use self::startup::{MAX_STARTUP_LEN, read_startup};
+pub(crate) use self::startup::{StartupMessage, StartupPacket, read_startup_bounded, startup_message};
 
 /// `SSLRequest` code.
 pub(crate) const SSL_REQUEST: u32 = 80_877_103;
@@ -29,7 +33,9 @@ pub(crate) const CANCEL_REQUEST: u32 = 80_877_102;
 pub(crate) const PROTOCOL_3_0: u32 = 196_608;
 /// First byte of a TLS handshake record (direct TLS).
 pub(crate) const TLS_HANDSHAKE: u8 = 0x16;
-/// Largest message accepted (PostgreSQL's own limit is 1 GiB).
+/// Largest message accepted from the upstream PostgreSQL (its own limit is
+/// 1 GiB). Client messages have the smaller
+/// [`Bounds::max_message_size`](crate::config::Bounds::max_message_size).
 pub(crate) const MAX_MESSAGE_LEN: usize = 1 << 30;
 
 /// A malformed or unexpected message.
