@@ -41,7 +41,10 @@ impl DsqlConfig {
             return Err(ConfigError::PasswordInUrl);
         }
         if let Some(segment) = raw_database(raw)
-            && matches!(segment.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e.")
+            && matches!(
+                segment.to_ascii_lowercase().as_str(),
+                "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+            )
         {
             return Err(ConfigError::InvalidUrl {
                 reason: "the database name cannot be `.` or `..` (URL dot segments)".to_owned(),
@@ -164,7 +167,9 @@ fn password_before_query(raw: &str) -> bool {
         return false;
     };
     match rest.split_once('@') {
-        Some((user_info, _)) => !user_info.contains('/') && !user_info.contains('[') && user_info.contains(':'),
+        Some((user_info, _)) => {
+            !user_info.contains('/') && !user_info.contains('[') && user_info.contains(':')
+        }
         None => false,
     }
 }
