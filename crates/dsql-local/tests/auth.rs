@@ -491,18 +491,7 @@ async fn gssenc_requests_are_declined() {
 async fn newer_protocol_versions_are_negotiated_down() {
     let local = start(DsqlLocal::builder()).await;
     let token = token(&local, "admin").await;
-    let mut tcp = tokio::net::TcpStream::connect(local.addr())
-        .await
-        .expect("connect");
-    let mut packet = 8_u32.to_be_bytes().to_vec();
-    packet.extend_from_slice(&80_877_103_u32.to_be_bytes());
-    tcp.write_all(&packet).await.expect("SSLRequest");
-    assert_eq!(tcp.read_u8().await.expect("answer"), b'S');
-    let name = rustls::pki_types::ServerName::try_from(local.host().to_owned()).expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(local.ca_pem(), true, true)))
-        .connect(name, tcp)
-        .await
-        .expect("TLS");
+    let mut tls = tls::raw_stream(&local).await;
 
     // Protocol 3.2 with an unknown protocol option.
     let mut body = (3_u32 << 16 | 2).to_be_bytes().to_vec();

@@ -3,7 +3,6 @@
 //! packets are limited to PostgreSQL's 10,000 bytes, and connections in
 //! their handshake are capped (cancel requests included).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use dsql_local::{DsqlLocal, LocalConfig, RefusalReason, catalog};
@@ -75,16 +74,7 @@ async fn closed_within<R: AsyncRead + Unpin>(r: &mut R, within: Duration) -> (bo
 /// An authenticated raw session as `admin`, up to the first `ReadyForQuery`.
 async fn raw_session(local: &DsqlLocal) -> tokio_rustls::client::TlsStream<TcpStream> {
     let token = token(local, "admin").await;
-    let mut tcp = TcpStream::connect(local.addr()).await.expect("connect");
-    let mut packet = 8_u32.to_be_bytes().to_vec();
-    packet.extend_from_slice(&80_877_103_u32.to_be_bytes());
-    tcp.write_all(&packet).await.expect("SSLRequest");
-    assert_eq!(tcp.read_u8().await.expect("answer"), b'S');
-    let name = rustls::pki_types::ServerName::try_from(local.host().to_owned()).expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(local.ca_pem(), true, true)))
-        .connect(name, tcp)
-        .await
-        .expect("TLS");
+    let mut tls = tls::raw_stream(local).await;
     let mut body = (3_u32 << 16).to_be_bytes().to_vec();
     for f in ["user", "admin", "database", "postgres", ""] {
         body.extend_from_slice(&cstr(f));

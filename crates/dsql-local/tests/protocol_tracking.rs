@@ -5,7 +5,6 @@
 //! against what PostgreSQL committed (over a direct connection), and the
 //! transaction timeout must still fire on the session.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use dsql_local::{CommitDrop, DsqlLocal, catalog};
@@ -482,16 +481,7 @@ impl Raw {
     /// `ReadyForQuery`.
     async fn connect(local: &DsqlLocal) -> Self {
         let token = token(local, "admin").await;
-        let mut tcp = TcpStream::connect(local.addr()).await.expect("connect");
-        let mut packet = 8_u32.to_be_bytes().to_vec();
-        packet.extend_from_slice(&80_877_103_u32.to_be_bytes());
-        tcp.write_all(&packet).await.expect("SSLRequest");
-        assert_eq!(tcp.read_u8().await.expect("answer"), b'S');
-        let name = rustls::pki_types::ServerName::try_from(local.host().to_owned()).expect("name");
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(local.ca_pem(), true, true)))
-            .connect(name, tcp)
-            .await
-            .expect("TLS");
+        let tls = tls::raw_stream(local).await;
         let mut raw = Self { tls };
         let mut body = (3_u32 << 16).to_be_bytes().to_vec();
         for field in ["user", "admin", "database", "postgres", ""] {

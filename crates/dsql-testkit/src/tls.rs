@@ -46,3 +46,24 @@ pub fn connector(ca_pem: &str, alpn: bool, sni: bool) -> MakeRustlsConnect {
 pub fn verify_full(ca_pem: &str) -> MakeRustlsConnect {
     connector(ca_pem, true, true)
 }
+
+/// A raw TLS stream to `local`, opened as PostgreSQL clients do
+/// (`SSLRequest`, then TLS verified against its CA, with ALPN and SNI), for
+/// tests that speak the protocol byte by byte.
+pub async fn raw_stream(
+    local: &dsql_local::DsqlLocal,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(local.addr())
+        .await
+        .expect("connect");
+    let mut packet = 8_u32.to_be_bytes().to_vec();
+    packet.extend_from_slice(&80_877_103_u32.to_be_bytes());
+    tcp.write_all(&packet).await.expect("SSLRequest");
+    assert_eq!(tcp.read_u8().await.expect("answer"), b'S');
+    let name = rustls::pki_types::ServerName::try_from(local.host().to_owned()).expect("name");
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config(local.ca_pem(), true, true)))
+        .connect(name, tcp)
+        .await
+        .expect("TLS")
+}
