@@ -312,12 +312,26 @@ async fn scram(client: &mut TcpStream, verifier: &Verifier, tamper: bool) -> boo
 
 /// dsql-local over the gate at `gate`, logging in as `user` with `password`.
 async fn local_over(gate: SocketAddr, user: &str, password: Option<&str>) -> DsqlLocal {
+    local_with_query(gate, user, password, "").await
+}
+
+/// [`local_over`] with a query string on the upstream URL.
+async fn local_with_query(gate: SocketAddr, user: &str, password: Option<&str>, query: &str) -> DsqlLocal {
     let password = password.map(|p| format!(":{p}")).unwrap_or_default();
     DsqlLocal::builder()
-        .upstream(format!("postgres://{user}{password}@{gate}/postgres"))
+        .upstream(format!("postgres://{user}{password}@{gate}/postgres{query}"))
         .start()
         .await
         .unwrap()
+}
+
+/// The detail of the refusal a client gets when dsql-local cannot log in
+/// upstream.
+fn upstream_refusal(result: Result<String, tokio_postgres::Error>) -> String {
+    let error = result.expect_err("the upstream login is refused");
+    let db = db_error(&error);
+    assert_eq!(db.code().code(), catalog::UPSTREAM_UNAVAILABLE.code, "{db:?}");
+    db.detail().unwrap_or_default().to_owned()
 }
 
 async fn current_user(local: &DsqlLocal) -> Result<String, tokio_postgres::Error> {
@@ -407,14 +421,82 @@ async fn scram_sha_256_with_the_real_postgresqls_verifier() {
 
 #[tokio::test]
 async fn md5_and_cleartext_passwords() {
-    for method in [Method::Md5, Method::Cleartext] {
-        let local = local_over(gate(method.clone(), "s3cret").await, "postgres", Some("s3cret")).await;
+    for (method, query) in [(Method::Md5, ""), (Method::Cleartext, "?require_auth=password")] {
+        let local = local_with_query(gate(method.clone(), "s3cret").await, "postgres", Some("s3cret"), query).await;
         assert_eq!(current_user(&local).await.unwrap(), "postgres", "{method:?}");
         local.shutdown().await;
 
-        let local = local_over(gate(method.clone(), "s3cret").await, "postgres", Some("nope")).await;
+        let local = local_with_query(gate(method.clone(), "s3cret").await, "postgres", Some("nope"), query).await;
         let error = current_user(&local).await.expect_err("wrong password");
         assert_eq!(db_error(&error).code().code(), "28P01", "{method:?}");
         local.shutdown().await;
     }
+}
+
+/// The password goes out only by a method the upstream URL allows: by
+/// default never in cleartext over the plain TCP connection, and with
+/// `require_auth=scram-sha-256` never by md5 nor to an upstream that asks for
+/// nothing (libpq's `require_auth`).
+#[tokio::test]
+async fn a_weaker_method_than_required_is_refused_before_the_password_goes_out() {
+    let asked_for_password = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A gate that asks for the password in cleartext and records whether it
+    // got an answer.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cleartext = listener.local_addr().unwrap();
+    let answered = Arc::clone(&asked_for_password);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let answered = Arc::clone(&answered);
+            tokio::spawn(async move {
+                let len = client.read_u32().await.unwrap() as usize;
+                let mut startup = vec![0; len - 4];
+                client.read_exact(&mut startup).await.unwrap();
+                send_auth(&mut client, 3, &[]).await;
+                let mut byte = [0_u8; 1];
+                if client.read(&mut byte).await.unwrap_or(0) > 0 {
+                    answered.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+
+    // Cleartext, by default.
+    let local = local_over(cleartext, "postgres", Some("s3cret")).await;
+    let detail = upstream_refusal(current_user(&local).await);
+    local.shutdown().await;
+    assert!(detail.contains("password authentication"), "{detail}");
+    assert!(detail.contains("require_auth=none,md5,scram-sha-256"), "{detail}");
+    assert!(!asked_for_password.load(std::sync::atomic::Ordering::SeqCst));
+
+    // md5, when SCRAM is required.
+    let local = local_with_query(
+        gate(Method::Md5, "s3cret").await,
+        "postgres",
+        Some("s3cret"),
+        "?require_auth=scram-sha-256",
+    )
+    .await;
+    let detail = upstream_refusal(current_user(&local).await);
+    local.shutdown().await;
+    assert!(detail.contains("md5 authentication"), "{detail}");
+
+    // No exchange at all (the local PostgreSQL trusts loopback), when SCRAM
+    // is required: the upstream could be anyone.
+    let local = DsqlLocal::builder()
+        .upstream(format!("postgres://postgres:s3cret@{POSTGRES}/postgres?require_auth=scram-sha-256"))
+        .start()
+        .await
+        .unwrap();
+    let detail = upstream_refusal(current_user(&local).await);
+    local.shutdown().await;
+    assert!(detail.contains("none authentication"), "{detail}");
+
+    // And a bad value is a configuration error at start.
+    let error = DsqlLocal::builder()
+        .upstream(format!("postgres://postgres@{POSTGRES}/postgres?require_auth=md5,!password"))
+        .start()
+        .await
+        .expect_err("mixed require_auth");
+    assert!(error.to_string().contains("require_auth"), "{error}");
 }

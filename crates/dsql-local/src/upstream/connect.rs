@@ -11,6 +11,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::require_auth::AuthMethod;
 use super::{ISOLATION, UpstreamError, UpstreamSession, UpstreamTarget};
 use crate::protocol::{self, FrameReader, ProtocolError};
 
@@ -81,6 +82,8 @@ pub(crate) async fn connect(
     // knows the password (`AuthenticationSASLFinal` verified).
     let mut scram: Option<ScramSha256> = None;
     let mut scram_verified = false;
+    // The method the upstream asked for first (`None`: not asked yet).
+    let mut asked: Option<AuthMethod> = None;
     loop {
         let Some(frame) = reader.next_frame()? else {
             if reader.fill(&mut stream).await.map_err(UpstreamError::Connect)? == 0 {
@@ -98,6 +101,24 @@ pub(crate) async fn connect(
             b'R' if !authenticated => {
                 let (code, data) = auth_request(body)?;
                 out.clear();
+                // Checked before anything is answered, as libpq does: the
+                // password never goes out by a method that was not allowed.
+                let method = match code {
+                    AUTH_OK if asked.is_none() => Some(AuthMethod::None),
+                    AUTH_CLEARTEXT => Some(AuthMethod::Password),
+                    AUTH_MD5 => Some(AuthMethod::Md5),
+                    AUTH_SASL => Some(AuthMethod::ScramSha256),
+                    _ => None,
+                };
+                if let Some(method) = method {
+                    if !target.require_auth.allows(method) {
+                        return Err(UpstreamError::MethodNotAllowed {
+                            asked: method.name(),
+                            allowed: target.require_auth.to_string(),
+                        });
+                    }
+                    asked.get_or_insert(method);
+                }
                 if password == Password::Never && matches!(code, AUTH_CLEARTEXT | AUTH_MD5 | AUTH_SASL) {
                     return Err(UpstreamError::PasswordRequested {
                         role: role.to_owned(),

@@ -4,12 +4,14 @@
 //! - [`connect`](mod@connect): opening an authenticated session (trust,
 //!   SCRAM-SHA-256, md5 or cleartext password, with `postgres-protocol`),
 //!   with the client's harmless startup parameters only;
+//! - [`require_auth`]: the methods the upstream may authenticate with;
 //! - [`roles`]: the unprivileged upstream role each DSQL role's sessions
 //!   run as, created by `dsql-local` on first use;
 //! - this module: the session it gives, its errors, and relaying cancel
 //!   requests.
 
 mod connect;
+mod require_auth;
 mod roles;
 mod target;
 
@@ -44,6 +46,16 @@ pub(crate) enum UpstreamError {
          allow trust, scram-sha-256, md5 or password authentication for its connections"
     )]
     UnsupportedAuth(&'static str),
+    #[error(
+        "the upstream PostgreSQL asks for {asked} authentication, which the upstream URL does \
+         not allow (require_auth={allowed}; cleartext needs require_auth=password)"
+    )]
+    MethodNotAllowed {
+        /// The method the upstream asked for.
+        asked: &'static str,
+        /// The methods allowed, in libpq's syntax.
+        allowed: String,
+    },
     #[error("the upstream PostgreSQL asks for a password but the upstream URL has none")]
     PasswordRequired,
     #[error(

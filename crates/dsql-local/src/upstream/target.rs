@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::UpstreamError;
+use super::require_auth::RequireAuth;
 use crate::error::ConfigError;
 
 /// Where the upstream PostgreSQL is and who to log in as.
@@ -13,6 +14,10 @@ pub(crate) struct UpstreamTarget {
     pub(crate) user: String,
     password: Option<String>,
     pub(crate) database: String,
+    /// The methods the upstream may authenticate with.
+    pub(super) require_auth: RequireAuth,
+    /// Whether `require_auth` was in the URL (rather than the default).
+    require_auth_given: bool,
 }
 
 impl fmt::Debug for UpstreamTarget {
@@ -22,7 +27,9 @@ impl fmt::Debug for UpstreamTarget {
 }
 
 impl UpstreamTarget {
-    /// Parses `postgres://user[:password]@host[:port][/database]`.
+    /// Parses `postgres://user[:password]@host[:port][/database][?params]`,
+    /// where the parameters may be `sslmode=disable` and `require_auth`
+    /// ([`RequireAuth::parse`]).
     pub(crate) fn parse(input: &str) -> Result<Self, ConfigError> {
         let url = url::Url::parse(input).map_err(|e| ConfigError::upstream(e.to_string()))?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
@@ -51,13 +58,15 @@ impl UpstreamTarget {
             "" => "postgres".to_owned(),
             db => decode(db),
         };
+        let mut require_auth = None;
         for (name, value) in url.query_pairs() {
             match (&*name, &*value) {
                 ("sslmode", "disable") => {}
+                ("require_auth", value) => require_auth = Some(RequireAuth::parse(value)?),
                 (name, _) => {
                     return Err(ConfigError::upstream(format!(
                         "unsupported parameter `{name}`: the upstream connection is plain TCP \
-                         (only sslmode=disable is accepted)"
+                         (only sslmode=disable and require_auth are accepted)"
                     )));
                 }
             }
@@ -66,6 +75,8 @@ impl UpstreamTarget {
             host,
             port: url.port().unwrap_or(5432),
             user,
+            require_auth: require_auth.unwrap_or(RequireAuth::default_for(password.is_some())),
+            require_auth_given: require_auth.is_some(),
             password,
             database,
         })
@@ -79,8 +90,13 @@ impl UpstreamTarget {
         } else {
             self.host.clone()
         };
+        let query = if self.require_auth_given {
+            format!("?require_auth={}", self.require_auth)
+        } else {
+            String::new()
+        };
         format!(
-            "postgres://{}{password}@{host}:{}/{}",
+            "postgres://{}{password}@{host}:{}/{}{query}",
             self.user, self.port, self.database
         )
     }
@@ -121,5 +137,9 @@ mod tests {
 
         assert!(UpstreamTarget::parse("mysql://x").is_err());
         assert!(UpstreamTarget::parse("postgres://x/db?sslmode=require").is_err());
+
+        let t = UpstreamTarget::parse("postgres://u:p@h/db?require_auth=scram-sha-256").expect("valid");
+        assert_eq!(t.redacted_url(), "postgres://u:***@h:5432/db?require_auth=scram-sha-256");
+        assert!(UpstreamTarget::parse("postgres://u:p@h/db?require_auth=kerberos").is_err());
     }
 }
