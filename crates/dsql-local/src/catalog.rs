@@ -19,6 +19,7 @@
 //! | [`UPSTREAM_UNAVAILABLE`] | `08006` | FATAL | local only |
 //! | [`PROTOCOL_VIOLATION`] | `08P01` | FATAL | PostgreSQL's |
 //! | [`MESSAGE_TOO_LARGE`] | `54000` | FATAL | local only, **best guess** |
+//! | [`OUT_OF_MEMORY`] | `53200` | FATAL | local only (PostgreSQL's) |
 //!
 //! Each entry also lists the hints a client may receive with it and, for
 //! each, what the client must do ([`ClientClass`]), so that a client-side
@@ -295,6 +296,18 @@ pub const MESSAGE_TOO_LARGE: DsqlError = DsqlError {
     client_classes: &[ClientClass::new(None, class::FATAL)],
 };
 
+/// The message buffers of all sessions together reached `dsql-local`'s
+/// budget ([`Bounds::max_buffered_bytes`](crate::Bounds::max_buffered_bytes)):
+/// the session that needed more ends. Local condition, in PostgreSQL's words
+/// for `out_of_memory`.
+pub const OUT_OF_MEMORY: DsqlError = DsqlError {
+    code: "53200",
+    message: "out of memory",
+    severity: Severity::Fatal,
+    confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
+};
+
 /// Every entry of the catalog, confirmed ones first.
 pub const ALL: &[DsqlError] = &[
     ACCESS_DENIED,
@@ -309,6 +322,7 @@ pub const ALL: &[DsqlError] = &[
     UPSTREAM_UNAVAILABLE,
     PROTOCOL_VIOLATION,
     MESSAGE_TOO_LARGE,
+    OUT_OF_MEMORY,
 ];
 
 #[cfg(test)]

@@ -160,6 +160,75 @@ async fn a_declared_length_within_the_bound_reserves_nothing_until_bytes_arrive(
     local.shutdown().await;
 }
 
+/// Each session's buffer is bounded by the largest message, and all of them
+/// together by one budget: sessions holding large partial messages at once
+/// cannot exhaust the machine; the one that would go over is told `53200`
+/// and ends, the others carry on.
+#[tokio::test]
+async fn large_messages_in_many_sessions_share_one_memory_budget() {
+    let local = start(
+        DsqlLocal::builder()
+            .max_message_size(2 << 20)
+            .max_buffered_bytes(5 << 20),
+    )
+    .await;
+    // `Query` declaring 1.9 MiB, then 1.5 MiB of its body: each session's
+    // buffer grows (by doubling) to 2 MiB, of which 64 KiB are free of
+    // charge; two fit in the 5 MiB budget, a third does not.
+    let len = 1_900_000_u32;
+    let mut partial = vec![b'Q'];
+    partial.extend_from_slice(&len.to_be_bytes());
+    partial.resize(5 + (3 << 19), b' ');
+    let mut sessions = Vec::new();
+    let mut refused = None;
+    for _ in 0..4 {
+        let mut session = raw_session(&local).await;
+        session.write_all(&partial).await.expect("partial message");
+        session.flush().await.expect("flush");
+        let (closed, got) = closed_within(&mut session, Duration::from_millis(500)).await;
+        if closed {
+            refused = Some(got);
+            break;
+        }
+        sessions.push(session);
+    }
+    let got = refused.expect("the budget ends a session");
+    assert_eq!(
+        sessions.len(),
+        2,
+        "two sessions fit in the budget, the third does not"
+    );
+    let (tag, body) = read_message(&mut &got[..])
+        .await
+        .expect("an error before the close");
+    assert_eq!(tag, b'E');
+    assert_eq!(field(&body, b'C').as_deref(), Some(catalog::OUT_OF_MEMORY.code));
+    assert_eq!(field(&body, b'S').as_deref(), Some("FATAL"));
+
+    // The sessions within the budget finish their messages and are answered.
+    for session in &mut sessions {
+        let mut rest = vec![b' '; len as usize - 4 - (3 << 19)];
+        rest.splice(rest.len() - 9.., *b"SELECT 1\0");
+        session.write_all(&rest).await.expect("the rest");
+        let (tag, body) = timeout(Duration::from_secs(10), read_message(session))
+            .await
+            .expect("an answer")
+            .expect("a message");
+        assert_ne!(tag, b'E', "{:?}", field(&body, b'M'));
+    }
+    // Once they are gone, the budget is free again.
+    drop(sessions);
+    let mut fits = Vec::new();
+    for _ in 0..2 {
+        let mut session = raw_session(&local).await;
+        session.write_all(&partial).await.expect("partial message");
+        let (closed, _) = closed_within(&mut session, Duration::from_millis(500)).await;
+        fits.push(!closed);
+    }
+    assert_eq!(fits, [true, true], "the budget was given back");
+    local.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_startup_packet_over_10000_bytes_is_refused() {
     let local = start(DsqlLocal::builder()).await;
@@ -304,6 +373,7 @@ fn the_defaults_are_postgresql_s_or_documented() {
     let bounds = config.bounds();
     assert_eq!(bounds.max_startup_packet, 10_000);
     assert_eq!(bounds.max_message_size, 64 << 20);
+    assert_eq!(bounds.max_buffered_bytes, 512 << 20);
     assert_eq!(bounds.max_pending_handshakes, 256);
     assert_eq!(bounds.refused_handshake_timeout, Duration::from_secs(5));
     for builder in [
@@ -312,6 +382,9 @@ fn the_defaults_are_postgresql_s_or_documented() {
         LocalConfig::builder().max_message_size(1024),
         LocalConfig::builder().max_message_size(1 << 30),
         LocalConfig::builder().max_pending_handshakes(0),
+        LocalConfig::builder()
+            .max_message_size(8 << 20)
+            .max_buffered_bytes(4 << 20),
         LocalConfig::builder().refused_handshake_timeout(Duration::ZERO),
     ] {
         match builder.build() {
@@ -322,6 +395,7 @@ fn the_defaults_are_postgresql_s_or_documented() {
     let config = LocalConfig::builder()
         .bounds(bounds)
         .max_message_size((1 << 30) - 1)
+        .max_buffered_bytes(1 << 30)
         .build()
         .expect("PostgreSQL's own limit is allowed");
     assert_eq!(config.bounds().max_message_size, (1 << 30) - 1);

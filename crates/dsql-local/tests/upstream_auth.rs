@@ -422,11 +422,23 @@ async fn scram_sha_256_with_the_real_postgresqls_verifier() {
 #[tokio::test]
 async fn md5_and_cleartext_passwords() {
     for (method, query) in [(Method::Md5, ""), (Method::Cleartext, "?require_auth=password")] {
-        let local = local_with_query(gate(method.clone(), "s3cret").await, "postgres", Some("s3cret"), query).await;
+        let local = local_with_query(
+            gate(method.clone(), "s3cret").await,
+            "postgres",
+            Some("s3cret"),
+            query,
+        )
+        .await;
         assert_eq!(current_user(&local).await.unwrap(), "postgres", "{method:?}");
         local.shutdown().await;
 
-        let local = local_with_query(gate(method.clone(), "s3cret").await, "postgres", Some("nope"), query).await;
+        let local = local_with_query(
+            gate(method.clone(), "s3cret").await,
+            "postgres",
+            Some("nope"),
+            query,
+        )
+        .await;
         let error = current_user(&local).await.expect_err("wrong password");
         assert_eq!(db_error(&error).code().code(), "28P01", "{method:?}");
         local.shutdown().await;
@@ -484,7 +496,9 @@ async fn a_weaker_method_than_required_is_refused_before_the_password_goes_out()
     // No exchange at all (the local PostgreSQL trusts loopback), when SCRAM
     // is required: the upstream could be anyone.
     let local = DsqlLocal::builder()
-        .upstream(format!("postgres://postgres:s3cret@{POSTGRES}/postgres?require_auth=scram-sha-256"))
+        .upstream(format!(
+            "postgres://postgres:s3cret@{POSTGRES}/postgres?require_auth=scram-sha-256"
+        ))
         .start()
         .await
         .unwrap();
@@ -494,7 +508,9 @@ async fn a_weaker_method_than_required_is_refused_before_the_password_goes_out()
 
     // And a bad value is a configuration error at start.
     let error = DsqlLocal::builder()
-        .upstream(format!("postgres://postgres@{POSTGRES}/postgres?require_auth=md5,!password"))
+        .upstream(format!(
+            "postgres://postgres@{POSTGRES}/postgres?require_auth=md5,!password"
+        ))
         .start()
         .await
         .expect_err("mixed require_auth");

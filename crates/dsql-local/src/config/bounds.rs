@@ -17,6 +17,9 @@ pub const DEFAULT_MAX_STARTUP_PACKET: usize = 10_000;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Largest message size that can be configured: PostgreSQL's 1 GiB − 1.
 pub const MAX_MESSAGE_SIZE_LIMIT: usize = (1 << 30) - 1;
+/// Bytes that the message buffers of all sessions may hold together: 512
+/// MiB. Each buffer holds its first 64 KiB free of charge.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 512 << 20;
 /// Connections whose handshake (TLS, startup, authentication, or a cancel
 /// request) may be in progress at once.
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 256;
@@ -45,6 +48,13 @@ pub struct Bounds {
     /// ends the session before its body is read. At least 1 MiB, at most
     /// [`MAX_MESSAGE_SIZE_LIMIT`].
     pub max_message_size: usize,
+    /// Bytes that the message buffers of all sessions (client and upstream
+    /// sides) may hold together beyond their first 64 KiB each. Default
+    /// [`DEFAULT_MAX_BUFFERED_BYTES`] (512 MiB); a session whose buffer
+    /// cannot grow ends with `53200 out of memory`
+    /// ([`OUT_OF_MEMORY`](crate::catalog::OUT_OF_MEMORY)). At least
+    /// [`max_message_size`](Self::max_message_size).
+    pub max_buffered_bytes: usize,
     /// Connections in their handshake at once (TLS, startup and
     /// authentication, cancel requests included). Default
     /// [`DEFAULT_MAX_PENDING_HANDSHAKES`] (256); a connection beyond it is
@@ -62,6 +72,7 @@ impl Default for Bounds {
         Self {
             max_startup_packet: DEFAULT_MAX_STARTUP_PACKET,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             refused_handshake_timeout: DEFAULT_REFUSED_HANDSHAKE_TIMEOUT,
         }
@@ -78,6 +89,12 @@ impl Bounds {
     /// Sets [`max_message_size`](Self::max_message_size).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`max_buffered_bytes`](Self::max_buffered_bytes).
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = bytes;
         self
     }
 
@@ -105,6 +122,12 @@ impl Bounds {
             return Err(ConfigError::invalid(
                 "bounds.max_message_size",
                 "must be between 1 MiB and 1 GiB - 1",
+            ));
+        }
+        if self.max_buffered_bytes < self.max_message_size {
+            return Err(ConfigError::invalid(
+                "bounds.max_buffered_bytes",
+                "must be at least bounds.max_message_size",
             ));
         }
         if self.max_pending_handshakes == 0 {

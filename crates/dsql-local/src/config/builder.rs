@@ -263,6 +263,17 @@ impl LocalConfigBuilder {
         self
     }
 
+    /// How many bytes the message buffers of all sessions may hold together
+    /// beyond 64 KiB each (default 512 MiB; at least
+    /// [`max_message_size`](Self::max_message_size)). A session whose buffer
+    /// would grow past it ends with
+    /// [`OUT_OF_MEMORY`](crate::catalog::OUT_OF_MEMORY): many large messages
+    /// at once cannot exhaust the machine.
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.bounds.max_buffered_bytes = bytes;
+        self
+    }
+
     /// How many connections may be in their handshake (TLS, startup,
     /// authentication, cancel requests included) at once (default 256, at
     /// least 1). Connections beyond it are closed at once, before any TLS

@@ -26,8 +26,8 @@ pub use self::access_key::AccessKey;
 // Re-exported from the crate root with its defaults once `lib.rs` lists it;
 // until then the builder's per-bound setters reach every field.
 pub use self::bounds::{
-    Bounds, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_MAX_STARTUP_PACKET,
-    DEFAULT_REFUSED_HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE_LIMIT,
+    Bounds, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PENDING_HANDSHAKES,
+    DEFAULT_MAX_STARTUP_PACKET, DEFAULT_REFUSED_HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use self::builder::LocalConfigBuilder;
 use crate::upstream::UpstreamTarget;

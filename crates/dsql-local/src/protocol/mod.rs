@@ -4,9 +4,11 @@
 //!   `CancelRequest`, `StartupMessage`);
 //! - [`frame`]: tagged messages, read exactly or split from a stream into
 //!   [`Frame`]s without copying;
+//! - [`budget`]: the one bound on what all message buffers hold together;
 //! - [`error_response`]: building and reading `ErrorResponse`s;
 //! - this module: the writers of the other messages `dsql-local` sends.
 
+mod budget;
 mod error_response;
 mod frame;
 #[cfg(test)]
@@ -17,6 +19,7 @@ mod tests;
 
 use std::io;
 
+pub(crate) use self::budget::MemoryBudget;
 pub(crate) use self::error_response::{ErrorResponse, error_field};
 pub(crate) use self::frame::{Frame, FrameReader, read_message};
 #[cfg(test)]

@@ -98,3 +98,41 @@ async fn startup_packets_parse() {
         Ok(StartupPacket::Cancel { pid: 7, secret: -9 })
     ));
 }
+
+#[tokio::test]
+async fn buffers_charge_the_shared_budget_and_give_it_back() {
+    use super::MemoryBudget;
+    use super::budget::FREE_PER_BUFFER;
+
+    let budget = MemoryBudget::new(2 << 20);
+    // A message of 1.5 MiB arriving: the buffer grows past its free share
+    // and charges the budget for it.
+    let big = 3 << 19;
+    let mut message = vec![b'Q'];
+    message.extend_from_slice(&u32::try_from(big + 4).expect("small").to_be_bytes());
+    message.resize(5 + big, b'x');
+    let mut first = FrameReader::budgeted(4 << 20, budget.clone());
+    let mut input = &message[..];
+    while first.next_frame().expect("valid").is_none() {
+        assert!(first.fill(&mut input).await.expect("within budget") > 0);
+    }
+    assert!(first.charged() >= big - FREE_PER_BUFFER);
+    assert_eq!(budget.used(), first.charged());
+
+    // A second reader cannot take what is left past the budget.
+    let mut second = FrameReader::budgeted(4 << 20, budget.clone());
+    let mut input = &message[..];
+    let error = loop {
+        match second.fill(&mut input).await {
+            Ok(n) => assert!(n > 0, "the budget runs out before the message ends"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::OutOfMemory);
+    assert!(budget.used() <= 2 << 20);
+
+    // Readers give back what they hold when they go.
+    drop(first);
+    drop(second);
+    assert_eq!(budget.used(), 0);
+}

@@ -41,7 +41,7 @@ impl<'a> ClientSide<'a> {
         Self {
             ctx,
             state,
-            reader: FrameReader::with_max_len(ctx.config.bounds.max_message_size),
+            reader: FrameReader::budgeted(ctx.config.bounds.max_message_size, ctx.memory.clone()),
             out: Vec::with_capacity(16 * 1024),
             batch_open: false,
             discard_until_sync: false,
@@ -65,6 +65,10 @@ impl<'a> ClientSide<'a> {
                 read = self.reader.fill(client) => match read {
                     Ok(0) => return SessionEnd::ClientClosed,
                     Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
+                        tracing::warn!(error = %e, "session ended: message buffers over budget");
+                        return SessionEnd::OutOfMemory;
+                    }
                     Err(e) => return SessionEnd::Failed(format!("client read: {e}")),
                 },
                 () = sleep_until_opt(deadline) => self.check_transaction_age(),

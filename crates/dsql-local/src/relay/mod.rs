@@ -114,6 +114,9 @@ pub(crate) enum SessionEnd {
     Shutdown,
     /// A client message was larger than the bound: the client is told why.
     MessageTooLarge,
+    /// The message buffers of all sessions reached their budget: the client
+    /// is told why.
+    OutOfMemory,
     /// An I/O or protocol error.
     Failed(String),
 }
@@ -273,8 +276,13 @@ pub(crate) async fn run(
         let _ = timeout(Duration::from_millis(100), upstream_write.write_all(&TERMINATE)).await;
     }
     let mut client = client_read.unsplit(client_write);
-    if matches!(end, SessionEnd::MessageTooLarge) {
-        let refusal = crate::protocol::ErrorResponse::from_catalog(&crate::catalog::MESSAGE_TOO_LARGE);
+    let refusal = match end {
+        SessionEnd::MessageTooLarge => Some(&crate::catalog::MESSAGE_TOO_LARGE),
+        SessionEnd::OutOfMemory => Some(&crate::catalog::OUT_OF_MEMORY),
+        _ => None,
+    };
+    if let Some(entry) = refusal {
+        let refusal = crate::protocol::ErrorResponse::from_catalog(entry);
         let _ = timeout(Duration::from_millis(200), refusal.send(&mut client)).await;
     }
     let _ = timeout(Duration::from_millis(200), client.shutdown()).await;

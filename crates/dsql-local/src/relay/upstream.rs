@@ -42,7 +42,9 @@ impl fmt::Debug for UpstreamSide<'_> {
 }
 
 impl<'a> UpstreamSide<'a> {
-    pub(super) fn new(ctx: &'a ServerCtx, state: &'a State, reader: FrameReader) -> Self {
+    pub(super) fn new(ctx: &'a ServerCtx, state: &'a State, mut reader: FrameReader) -> Self {
+        // A client can make the upstream send large rows: they count too.
+        reader.charge_to(ctx.memory.clone());
         Self {
             ctx,
             state,
@@ -97,6 +99,10 @@ impl<'a> UpstreamSide<'a> {
             match self.reader.fill(upstream).await {
                 Ok(0) => return SessionEnd::UpstreamClosed,
                 Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
+                    tracing::warn!(error = %e, "session ended: message buffers over budget");
+                    return SessionEnd::OutOfMemory;
+                }
                 Err(e) => return SessionEnd::Failed(format!("upstream read: {e}")),
             }
         }

@@ -21,6 +21,7 @@ use crate::config::{AccessKey, LocalConfig, LocalConfigBuilder};
 use crate::error::StartError;
 use crate::faults::Faults;
 use crate::limits::{ConnectionLimit, RateLimiter};
+use crate::protocol::MemoryBudget;
 use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::tls;
@@ -100,6 +101,7 @@ impl DsqlLocal {
             roles: Roles::default(),
             connections: ConnectionLimit::new(config.max_connections),
             handshakes: ConnectionLimit::new(config.bounds.max_pending_handshakes),
+            memory: MemoryBudget::new(config.bounds.max_buffered_bytes),
             rate: config.connection_rate.map(RateLimiter::new),
             next_connection: AtomicU64::new(0),
             config,

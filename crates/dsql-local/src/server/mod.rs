@@ -23,6 +23,7 @@ pub use self::handle::DsqlLocal;
 use crate::config::LocalConfig;
 use crate::faults::Faults;
 use crate::limits::{ConnectionLimit, ConnectionSlot, RateLimiter};
+use crate::protocol::MemoryBudget;
 use crate::registry::Registry;
 use crate::stats::{RefusalReason, Stats, bump};
 use crate::token::Verifier;
@@ -45,6 +46,9 @@ pub(crate) struct ServerCtx {
     /// Connections in their handshake
     /// ([`Bounds::max_pending_handshakes`](crate::config::Bounds::max_pending_handshakes)).
     handshakes: Arc<ConnectionLimit>,
+    /// What all sessions' message buffers may hold together
+    /// ([`Bounds::max_buffered_bytes`](crate::config::Bounds::max_buffered_bytes)).
+    pub(crate) memory: MemoryBudget,
     rate: Option<RateLimiter>,
     next_connection: AtomicU64,
 }

@@ -89,9 +89,9 @@ impl RequireAuth {
                 .ok_or_else(|| {
                     invalid(match name {
                         "gss" | "sspi" => format!("dsql-local does not support {name} authentication"),
-                        _ => format!(
-                            "unknown method `{name}` (expected password, md5, scram-sha-256 or none)"
-                        ),
+                        _ => {
+                            format!("unknown method `{name}` (expected password, md5, scram-sha-256 or none)")
+                        }
                     })
                 })?;
             if listed & method.bit() != 0 {
@@ -150,9 +150,20 @@ mod tests {
             ("none", "none"),
         ];
         for (input, allowed) in cases {
-            assert_eq!(RequireAuth::parse(input).expect(input).to_string(), allowed, "{input}");
+            assert_eq!(
+                RequireAuth::parse(input).expect(input).to_string(),
+                allowed,
+                "{input}"
+            );
         }
-        for bad in ["", "scram", "md5,!password", "md5,md5", "gss", "!none,!password,!md5,!scram-sha-256"] {
+        for bad in [
+            "",
+            "scram",
+            "md5,!password",
+            "md5,md5",
+            "gss",
+            "!none,!password,!md5,!scram-sha-256",
+        ] {
             let error = RequireAuth::parse(bad).expect_err(bad).to_string();
             assert!(error.contains("require_auth"), "{bad}: {error}");
         }

@@ -139,7 +139,10 @@ mod tests {
         assert!(UpstreamTarget::parse("postgres://x/db?sslmode=require").is_err());
 
         let t = UpstreamTarget::parse("postgres://u:p@h/db?require_auth=scram-sha-256").expect("valid");
-        assert_eq!(t.redacted_url(), "postgres://u:***@h:5432/db?require_auth=scram-sha-256");
+        assert_eq!(
+            t.redacted_url(),
+            "postgres://u:***@h:5432/db?require_auth=scram-sha-256"
+        );
         assert!(UpstreamTarget::parse("postgres://u:p@h/db?require_auth=kerberos").is_err());
     }
 }
