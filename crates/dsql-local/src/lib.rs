@@ -101,6 +101,7 @@
 
 pub mod catalog;
 mod config;
+mod dialect;
 mod error;
 mod faults;
 mod handshake;
@@ -122,6 +123,7 @@ pub use config::{
     DEFAULT_TRANSACTION_TIMEOUT, DEFAULT_UPSTREAM, DEFAULT_UPSTREAM_CONNECT_TIMEOUT, LocalConfig,
     LocalConfigBuilder, MAX_MESSAGE_SIZE_LIMIT, RateLimit,
 };
+pub use dialect::{Dialect, UnknownDialect};
 pub use error::{ConfigError, StartError};
 pub use faults::{CommitDrop, Faults, Latency, StatementDrop};
 pub use server::DsqlLocal;

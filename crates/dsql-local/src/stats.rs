@@ -192,6 +192,9 @@ pub struct StatsSnapshot {
     /// Statements failed with `OC000` by
     /// [`Faults::fail_statement`](crate::Faults::fail_statement).
     pub statements_failed: u64,
+    /// Statements refused by DSQL's dialect (what DSQL does not support,
+    /// its transaction rules).
+    pub statements_refused: u64,
     /// Sessions cut at a statement by
     /// [`Faults::drop_at_statement`](crate::Faults::drop_at_statement) (also
     /// counted in `sessions_dropped_by_faults`).
@@ -236,6 +239,7 @@ pub(crate) struct Counters {
     pub(crate) conflicts_rewritten: AtomicU64,
     pub(crate) conflicts_injected: AtomicU64,
     pub(crate) statements_failed: AtomicU64,
+    pub(crate) statements_refused: AtomicU64,
     pub(crate) statement_drops: AtomicU64,
     pub(crate) auths_refused_by_count: AtomicU64,
     pub(crate) connects_throttled_by_count: AtomicU64,
@@ -306,6 +310,7 @@ impl Stats {
             conflicts_rewritten: load(&c.conflicts_rewritten),
             conflicts_injected: load(&c.conflicts_injected),
             statements_failed: load(&c.statements_failed),
+            statements_refused: load(&c.statements_refused),
             statement_drops: load(&c.statement_drops),
             auths_refused_by_count: load(&c.auths_refused_by_count),
             connects_throttled_by_count: load(&c.connects_throttled_by_count),

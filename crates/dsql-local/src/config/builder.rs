@@ -16,6 +16,7 @@ use super::{
     DEFAULT_REGION, DEFAULT_SESSION_LIFETIME, DEFAULT_TRANSACTION_TIMEOUT, DEFAULT_UPSTREAM,
     DEFAULT_UPSTREAM_CONNECT_TIMEOUT, LocalConfig, RateLimit,
 };
+use crate::dialect::Dialect;
 use crate::error::{ConfigError, StartError};
 use crate::server::DsqlLocal;
 use crate::upstream::UpstreamTarget;
@@ -44,6 +45,7 @@ pub struct LocalConfigBuilder {
     ca_dir: Option<PathBuf>,
     server_names: Vec<String>,
     bounds: Bounds,
+    dialect: Dialect,
 }
 
 impl Default for LocalConfigBuilder {
@@ -69,6 +71,7 @@ impl Default for LocalConfigBuilder {
             ca_dir: None,
             server_names: Vec::new(),
             bounds: Bounds::default(),
+            dialect: Dialect::default(),
         }
     }
 }
@@ -292,6 +295,14 @@ impl LocalConfigBuilder {
         self
     }
 
+    /// The SQL dialect: [`Dialect::Dsql`] (the default) checks every
+    /// statement against DSQL's rules; [`Dialect::Postgres`] passes them
+    /// through.
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
     /// Validates the settings.
     pub fn build(self) -> Result<LocalConfig, ConfigError> {
         let endpoint = match &self.endpoint_host {
@@ -360,6 +371,13 @@ impl LocalConfigBuilder {
             }
         }
         self.bounds.validate()?;
+        if cfg!(not(feature = "dialect")) && self.dialect == Dialect::Dsql {
+            return Err(ConfigError::invalid(
+                "dialect",
+                "dsql-local was built without its `dialect` feature (which parses SQL with \
+                 pg_query and needs libclang to build): enable it, or choose Dialect::Postgres",
+            ));
+        }
         for (client, upstream) in &self.role_map {
             if client.is_empty() || upstream.is_empty() || client.contains('\0') || upstream.contains('\0') {
                 return Err(ConfigError::invalid(
@@ -395,6 +413,7 @@ impl LocalConfigBuilder {
             ca_dir: self.ca_dir,
             server_names: self.server_names,
             bounds: self.bounds,
+            dialect: self.dialect,
         })
     }
 

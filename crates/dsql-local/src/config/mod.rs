@@ -30,6 +30,7 @@ pub use self::bounds::{
     DEFAULT_MAX_STARTUP_PACKET, DEFAULT_REFUSED_HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use self::builder::LocalConfigBuilder;
+use crate::dialect::Dialect;
 use crate::upstream::UpstreamTarget;
 
 /// Cluster id of the default endpoint host (26 lowercase letters and digits).
@@ -108,6 +109,7 @@ pub struct LocalConfig {
     pub(crate) ca_dir: Option<PathBuf>,
     pub(crate) server_names: Vec<String>,
     pub(crate) bounds: Bounds,
+    pub(crate) dialect: Dialect,
 }
 
 impl LocalConfig {
@@ -204,6 +206,11 @@ impl LocalConfig {
         self.bounds
     }
 
+    /// The SQL dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// The directory holding a persistent CA, if any.
     pub fn ca_dir(&self) -> Option<&Path> {
         self.ca_dir.as_deref()
@@ -231,6 +238,7 @@ impl fmt::Debug for LocalConfig {
             .field("ca_dir", &self.ca_dir)
             .field("server_names", &self.server_names)
             .field("bounds", &self.bounds)
+            .field("dialect", &self.dialect)
             .finish_non_exhaustive()
     }
 }

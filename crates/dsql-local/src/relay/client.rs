@@ -5,8 +5,10 @@
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::sleep;
 
-use super::commit::{CommitTracker, is_commit};
+use super::commit::StatementTracker;
+use super::dialect::{ParsePlan, QueryPlan};
 use super::{ConflictKind, Flow, Pending, Request, SessionEnd, State, sleep_until_opt};
+use crate::dialect::{Kind, TransactionRules};
 use crate::protocol::{self, Frame, FrameReader};
 use crate::server::ServerCtx;
 
@@ -24,12 +26,15 @@ pub(super) struct ClientSide<'a> {
     pub(super) discard_until_sync: bool,
     /// At the next `Sync`, send `Sync` + `ROLLBACK` for an injected conflict.
     pub(super) conflict_at_sync: Option<ConflictKind>,
-    /// At the next `Sync`, fail the batch (a failed `Execute`).
-    pub(super) fail_at_sync: bool,
+    /// At the next `Sync`, fail the batch with this statement (a failed
+    /// `Execute`, a refused statement).
+    pub(super) fail_at_sync: Option<String>,
     /// What to do with the reply to the next `Sync`.
     pub(super) sync_action: Option<Pending>,
-    /// Which prepared statements and portals are a `COMMIT`.
-    commits: CommitTracker,
+    /// What the prepared statements and portals run.
+    pub(super) statements: StatementTracker,
+    /// DSQL's transaction rules, as far as the client's statements went.
+    pub(super) transaction_rules: TransactionRules,
     /// How many `CopyDone` and `CopyFail` the client sent.
     copy_ends: u64,
     /// [`copy_ends`](Self::copy_ends) at the first `Execute` of the batch.
@@ -46,9 +51,10 @@ impl<'a> ClientSide<'a> {
             batch_open: false,
             discard_until_sync: false,
             conflict_at_sync: None,
-            fail_at_sync: false,
+            fail_at_sync: None,
             sync_action: None,
-            commits: CommitTracker::default(),
+            statements: StatementTracker::default(),
+            transaction_rules: TransactionRules::default(),
             copy_ends: 0,
             batch_copy_start: None,
         }
@@ -158,28 +164,38 @@ impl<'a> ClientSide<'a> {
             !self.batch_open && matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'D' | b'C' | b'H' | b'S' | b'F');
         if starts_request {
             self.check_transaction_age();
+            self.settle_transaction_rules();
         }
         match tag {
             b'Q' => return self.on_query(&frame),
             b'P' => {
                 self.batch_open = true;
-                self.commits.parse(self.reader.body(&frame));
-                self.forward(&frame);
+                match self.plan_parse(&frame) {
+                    ParsePlan::Forward { body: None, .. } => self.forward(&frame),
+                    ParsePlan::Forward { body: Some(body), .. } => {
+                        protocol::put_message(&mut self.out, b'P', |out| out.extend_from_slice(&body));
+                    }
+                    ParsePlan::Refuse { sql } => self.refuse_batch(sql),
+                }
             }
             b'B' => {
                 self.batch_open = true;
-                self.commits.bind(self.reader.body(&frame));
+                self.statements.bind(self.reader.body(&frame));
                 self.forward(&frame);
             }
             b'E' => {
                 self.batch_open = true;
                 self.batch_copy_start.get_or_insert(self.copy_ends);
-                let commit = self.commits.executes_commit(self.reader.body(&frame));
-                return self.on_execute(&frame, commit);
+                let kind = self.statements.executes(self.reader.body(&frame));
+                if let Some(sql) = self.check_execute(kind) {
+                    self.refuse_batch(sql);
+                    return Flow::Continue;
+                }
+                return self.on_execute(&frame, kind == Kind::Commit);
             }
             b'C' => {
                 self.batch_open = true;
-                self.commits.close(self.reader.body(&frame));
+                self.statements.close(self.reader.body(&frame));
                 self.forward(&frame);
             }
             b'D' | b'H' => {
@@ -207,19 +223,33 @@ impl<'a> ClientSide<'a> {
     }
 
     fn on_query(&mut self, frame: &Frame) -> Flow {
-        let body = self.reader.body(frame);
-        let commit = protocol::cstr(body).is_some_and(|(sql, _)| is_commit(sql));
-        self.on_simple_statement(frame, commit)
+        match self.plan_query(frame) {
+            QueryPlan::Forward { commit } => self.on_simple_statement(frame, None, commit),
+            QueryPlan::Replace { sql, commit } => self.on_simple_statement(frame, Some(&sql), commit),
+            QueryPlan::Refuse { sql } => {
+                protocol::put_query(&mut self.out, &sql);
+                self.push(Pending::Forward);
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Drops the rest of the batch (PostgreSQL skips it after an error);
+    /// at its `Sync`, `sql` fails it.
+    fn refuse_batch(&mut self, sql: String) {
+        self.discard_until_sync = true;
+        self.fail_at_sync = Some(sql);
     }
 
     fn on_sync(&mut self, frame: &Frame) {
         self.batch_open = false;
-        if self.discard_until_sync || self.fail_at_sync {
+        self.end_batch_rules();
+        if self.discard_until_sync || self.fail_at_sync.is_some() {
             self.batch_copy_start = None;
         }
         self.discard_until_sync = false;
-        if std::mem::take(&mut self.fail_at_sync) {
-            self.fail_batch(frame);
+        if let Some(sql) = self.fail_at_sync.take() {
+            self.fail_batch(frame, &sql);
             return;
         }
         self.forward(frame);

@@ -1,8 +1,10 @@
-//! Recognizing `COMMIT`: in a simple query's text, and in the extended
-//! protocol through the prepared statements and portals that stand for one.
+//! Recognizing `COMMIT` (and, under DSQL's dialect, DDL and DML): in a simple
+//! query's text, and in the extended protocol through the prepared
+//! statements and portals that stand for one.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
+use crate::dialect::Kind;
 use crate::protocol;
 
 /// Whether `sql` is a `COMMIT` (or `END`): not `COMMIT PREPARED`, and not
@@ -31,52 +33,47 @@ pub(super) fn is_commit(sql: &[u8]) -> bool {
     words.next().is_none()
 }
 
-/// Which names (of prepared statements or portals) stand for a `COMMIT`;
-/// the unnamed one (`""`) is a flag, since it is replaced at every use.
+/// What each name (of a prepared statement or a portal) stands for; the
+/// unnamed one (`""`) is replaced at every use.
 #[derive(Default)]
-pub(super) struct CommitNames {
-    unnamed: bool,
-    named: HashSet<Vec<u8>>,
+struct Names {
+    unnamed: Kind,
+    named: HashMap<Vec<u8>, Kind>,
 }
 
-impl CommitNames {
-    pub(super) fn set(&mut self, name: &[u8], commit: bool) {
+impl Names {
+    fn set(&mut self, name: &[u8], kind: Kind) {
         if name.is_empty() {
-            self.unnamed = commit;
-        } else if commit {
-            self.named.insert(name.to_vec());
+            self.unnamed = kind;
+        } else if kind != Kind::Neutral {
+            self.named.insert(name.to_vec(), kind);
         } else if !self.named.is_empty() {
             self.named.remove(name);
         }
     }
 
-    pub(super) fn contains(&self, name: &[u8]) -> bool {
+    fn get(&self, name: &[u8]) -> Kind {
         if name.is_empty() {
             self.unnamed
         } else {
-            self.named.contains(name)
+            self.named.get(name).copied().unwrap_or_default()
         }
     }
 }
 
-/// Follows `Parse`, `Bind` and `Close` to know whether an `Execute` runs a
-/// `COMMIT`.
+/// Follows `Parse`, `Bind` and `Close` to know what an `Execute` runs: a
+/// `COMMIT` (for the commit faults), DDL or DML (for DSQL's transaction
+/// rules).
 #[derive(Default)]
-pub(super) struct CommitTracker {
-    /// Prepared statements whose SQL is a `COMMIT`.
-    statements: CommitNames,
-    /// Portals bound to such a statement.
-    portals: CommitNames,
+pub(super) struct StatementTracker {
+    statements: Names,
+    portals: Names,
 }
 
-impl CommitTracker {
-    /// A `Parse` message's body.
-    pub(super) fn parse(&mut self, body: &[u8]) {
-        let Some((name, rest)) = protocol::cstr(body) else {
-            return;
-        };
-        let commit = protocol::cstr(rest).is_some_and(|(sql, _)| is_commit(sql));
-        self.statements.set(name, commit);
+impl StatementTracker {
+    /// A `Parse` of statement `name`, whose SQL is of `kind`.
+    pub(super) fn parse(&mut self, name: &[u8], kind: Kind) {
+        self.statements.set(name, kind);
     }
 
     /// A `Bind` message's body.
@@ -87,8 +84,8 @@ impl CommitTracker {
         let Some((statement, _)) = protocol::cstr(rest) else {
             return;
         };
-        let commit = self.statements.contains(statement);
-        self.portals.set(portal, commit);
+        let kind = self.statements.get(statement);
+        self.portals.set(portal, kind);
     }
 
     /// A `Close` message's body.
@@ -100,14 +97,14 @@ impl CommitTracker {
             return;
         };
         match kind {
-            b'S' => self.statements.set(name, false),
-            b'P' => self.portals.set(name, false),
+            b'S' => self.statements.set(name, Kind::Neutral),
+            b'P' => self.portals.set(name, Kind::Neutral),
             _ => {}
         }
     }
 
-    /// Whether the `Execute` with this body runs a `COMMIT`.
-    pub(super) fn executes_commit(&self, body: &[u8]) -> bool {
-        protocol::cstr(body).is_some_and(|(portal, _)| self.portals.contains(portal))
+    /// What the `Execute` with this body runs.
+    pub(super) fn executes(&self, body: &[u8]) -> Kind {
+        protocol::cstr(body).map_or(Kind::Neutral, |(portal, _)| self.portals.get(portal))
     }
 }

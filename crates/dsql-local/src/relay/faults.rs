@@ -21,7 +21,7 @@ use crate::{CommitDrop, StatementDrop};
 pub(super) const FAIL_MARKER: &[u8] = b"dsql-local: fail_statement";
 
 /// The statement that replaces a failed one.
-fn fail_sql() -> String {
+pub(super) fn fail_sql() -> String {
     format!(
         "DO $dsql_local$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = '{}', DETAIL = '{}'; \
          END$dsql_local$",
@@ -101,11 +101,24 @@ impl ClientSide<'_> {
         Flow::End(cause.end())
     }
 
-    /// A simple-protocol `Query`.
-    pub(super) fn on_simple_statement(&mut self, frame: &Frame, commit: bool) -> Flow {
+    /// Sends a simple-protocol `Query`: the client's, or `replacement`.
+    fn send_query(&mut self, frame: &Frame, replacement: Option<&str>) {
+        match replacement {
+            Some(sql) => protocol::put_query(&mut self.out, sql),
+            None => self.forward(frame),
+        }
+    }
+
+    /// A simple-protocol `Query` (sent as `replacement` if given).
+    pub(super) fn on_simple_statement(
+        &mut self,
+        frame: &Frame,
+        replacement: Option<&str>,
+        commit: bool,
+    ) -> Flow {
         match self.statement_action(commit) {
             Action::Forward => {
-                self.forward(frame);
+                self.send_query(frame, replacement);
                 self.push(Pending::Forward);
             }
             Action::DropBefore(cause) => return self.drop_before(cause),
@@ -114,7 +127,7 @@ impl ClientSide<'_> {
                     ?cause,
                     "fault: dropping the session after the statement completes"
                 );
-                self.forward(frame);
+                self.send_query(frame, replacement);
                 self.push(Pending::DropSession(cause));
             }
             Action::Conflict(kind) => {
@@ -161,19 +174,20 @@ impl ClientSide<'_> {
             Action::Fail => {
                 tracing::debug!("fault: extended-protocol statement failed with OC000");
                 self.discard_until_sync = true;
-                self.fail_at_sync = true;
+                self.fail_at_sync = Some(fail_sql());
             }
         }
         Flow::Continue
     }
 
-    /// Ends a batch whose `Execute` failed: [`fail_sql`] runs in the batch's
-    /// transaction, so that the batch fails as a whole, as it would have in
-    /// PostgreSQL. The client's `Sync` follows, in case an earlier message of
-    /// the batch failed already: PostgreSQL then skips the query and answers
-    /// only the `Sync`.
-    pub(super) fn fail_batch(&mut self, sync: &Frame) {
-        protocol::put_query(&mut self.out, &fail_sql());
+    /// Ends a batch whose `Execute` failed (or that a refusal ends): `sql`
+    /// ([`fail_sql`], a refusal) runs in the batch's transaction, so that
+    /// the batch fails as a whole, as it would have in PostgreSQL. The
+    /// client's `Sync` follows, in case an earlier message of the batch
+    /// failed already: PostgreSQL then skips the query and answers only the
+    /// `Sync`.
+    pub(super) fn fail_batch(&mut self, sync: &Frame, sql: &str) {
+        protocol::put_query(&mut self.out, sql);
         self.forward(sync);
         self.push(Pending::FailStatement { sync_follows: true });
     }

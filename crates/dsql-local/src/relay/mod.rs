@@ -68,6 +68,7 @@
 
 mod client;
 mod commit;
+mod dialect;
 mod faults;
 #[cfg(test)]
 mod tests;

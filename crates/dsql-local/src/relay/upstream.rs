@@ -9,6 +9,7 @@ use std::fmt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::dialect::REFUSAL_MARKER;
 use super::faults::FAIL_MARKER;
 use super::{ConflictKind, DropCause, Flow, Pending, Request, SessionEnd, State};
 use crate::catalog::{self, Severity};
@@ -222,6 +223,7 @@ impl<'a> UpstreamSide<'a> {
             bump(&self.ctx.stats.counters.statements_failed);
             ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT).encode(&mut self.out);
         } else {
+            self.saw_failure |= protocol::error_field(body, b'D') == Some(REFUSAL_MARKER);
             self.forward_error(frame);
         }
     }
@@ -236,9 +238,27 @@ impl<'a> UpstreamSide<'a> {
             .encode(&mut self.out);
     }
 
-    /// Forwards an `ErrorResponse`, rewriting conflicts to DSQL's form.
+    /// Forwards an `ErrorResponse`, rewriting conflicts to DSQL's form and
+    /// refusals to DSQL's words alone.
     fn forward_error(&mut self, frame: &Frame) {
         let body = self.reader.body(frame);
+        if protocol::error_field(body, b'D') == Some(REFUSAL_MARKER) {
+            let field = |kind| {
+                protocol::error_field(body, kind)
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .unwrap_or_default()
+            };
+            ErrorResponse {
+                severity: Severity::Error,
+                code: field(b'C'),
+                message: field(b'M'),
+                detail: None,
+                hint: None,
+            }
+            .encode(&mut self.out);
+            bump(&self.ctx.stats.counters.statements_refused);
+            return;
+        }
         match protocol::error_field(body, b'C') {
             Some(b"40001" | b"40P01") => {
                 let original = protocol::error_field(body, b'M')

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::{ServerCtx, accept_loop};
 use crate::config::{AccessKey, LocalConfig, LocalConfigBuilder};
+use crate::dialect::SqlRules;
 use crate::error::StartError;
 use crate::faults::Faults;
 use crate::limits::{ConnectionLimit, RateLimiter};
@@ -102,6 +103,7 @@ impl DsqlLocal {
             connections: ConnectionLimit::new(config.max_connections),
             handshakes: ConnectionLimit::new(config.bounds.max_pending_handshakes),
             memory: MemoryBudget::new(config.bounds.max_buffered_bytes),
+            sql_rules: SqlRules::default(),
             rate: config.connection_rate.map(RateLimiter::new),
             next_connection: AtomicU64::new(0),
             config,

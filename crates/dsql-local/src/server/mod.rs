@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use self::handle::DsqlLocal;
 use crate::config::LocalConfig;
+use crate::dialect::SqlRules;
 use crate::faults::Faults;
 use crate::limits::{ConnectionLimit, ConnectionSlot, RateLimiter};
 use crate::protocol::MemoryBudget;
@@ -49,6 +50,8 @@ pub(crate) struct ServerCtx {
     /// What all sessions' message buffers may hold together
     /// ([`Bounds::max_buffered_bytes`](crate::config::Bounds::max_buffered_bytes)).
     pub(crate) memory: MemoryBudget,
+    /// DSQL's rules over SQL text, with the decisions cached.
+    pub(crate) sql_rules: SqlRules,
     rate: Option<RateLimiter>,
     next_connection: AtomicU64,
 }

@@ -60,6 +60,11 @@ pub(crate) struct LocalArgs {
     /// unless --access-key-id is given.
     #[arg(long)]
     pub(super) allow_public_key_off_loopback: bool,
+    /// SQL dialect: `dsql` refuses what DSQL refuses, with DSQL's SQLSTATE
+    /// and message, and applies its transaction rules; `postgres` passes
+    /// every statement through.
+    #[arg(long, value_name = "DIALECT", default_value = "dsql")]
+    dialect: dsql_local::Dialect,
     /// Session lifetime, then the server closes the session [default: 60m].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_positive)]
     session_lifetime: Option<Duration>,
@@ -104,6 +109,7 @@ impl fmt::Debug for LocalArgs {
         f.debug_struct("LocalArgs")
             .field("listen", &self.listen)
             .field("upstream", &redact_url(&self.upstream))
+            .field("dialect", &self.dialect)
             .field("endpoint_host", &self.endpoint_host)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
@@ -183,7 +189,10 @@ impl LocalArgs {
     }
 
     pub(super) fn config(&self, key: Option<AccessKey>) -> Result<LocalConfig, Failure> {
-        let mut builder = DsqlLocal::builder().listen(self.listen).upstream(&self.upstream);
+        let mut builder = DsqlLocal::builder()
+            .listen(self.listen)
+            .upstream(&self.upstream)
+            .dialect(self.dialect);
         if let Some(host) = &self.endpoint_host {
             builder = builder.endpoint_host(host);
         }

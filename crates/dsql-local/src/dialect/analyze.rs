@@ -1,0 +1,245 @@
+//! Reading SQL text with PostgreSQL's own grammar (`pg_query`): which
+//! statements it holds, what kind each is, and whether DSQL refuses it.
+//!
+//! `ASYNC` (`CREATE INDEX ASYNC`, `ALTER TABLE ASYNC … VALIDATE
+//! CONSTRAINT`) is not PostgreSQL grammar: it is found on the scanner's
+//! tokens and blanked out (same length, so every location still holds)
+//! before parsing; the text sent upstream is the blanked one.
+//!
+//! Text that does not parse is passed through untouched, so that PostgreSQL
+//! gives its own syntax error.
+
+use pg_query::protobuf::Token;
+
+use super::checks::check;
+use super::{Analysis, Statement};
+
+/// Reads `sql`.
+pub(super) fn analyze(sql: &str) -> Analysis {
+    let Some(asyncs) = async_keywords(sql) else {
+        return Analysis::unparsed();
+    };
+    let blanked = if asyncs.is_empty() {
+        None
+    } else {
+        let mut text = sql.to_owned();
+        for &(start, end) in &asyncs {
+            text.replace_range(start..end, &" ".repeat(end - start));
+        }
+        Some(text)
+    };
+    let text = blanked.as_deref().unwrap_or(sql);
+    let Ok(parsed) = pg_query::parse(text, pg_query::ParserOptions::DEFAULT) else {
+        return Analysis::unparsed();
+    };
+    let statements = parsed
+        .protobuf
+        .stmts
+        .iter()
+        .filter_map(|raw| {
+            let node = raw.stmt.as_ref()?.node.as_ref()?;
+            let start = usize::try_from(raw.stmt_location).unwrap_or(0);
+            let len = usize::try_from(raw.stmt_len).unwrap_or(0);
+            let end = if len == 0 { text.len() } else { start + len };
+            let is_async = asyncs.iter().any(|&(a, _)| a >= start && a < end);
+            let (kind, refusal) = check(node, is_async);
+            Some(Statement {
+                start,
+                kind,
+                refusal,
+                is_async,
+            })
+        })
+        .collect();
+    Analysis {
+        parsed: true,
+        upstream_text: blanked,
+        statements,
+    }
+}
+
+/// Byte ranges of the `ASYNC` keywords of DSQL's asynchronous DDL: right
+/// after `CREATE [UNIQUE] INDEX` or `ALTER TABLE` at the start of a
+/// statement. `None` when the text does not even scan.
+fn async_keywords(sql: &str) -> Option<Vec<(usize, usize)>> {
+    let tokens = pg_query::scan(sql).ok()?.tokens;
+    let words: Vec<(usize, usize, bool)> = tokens
+        .iter()
+        .filter(|t| !matches!(Token::try_from(t.token), Ok(Token::SqlComment | Token::CComment)))
+        .filter_map(|t| {
+            let (start, end) = (usize::try_from(t.start).ok()?, usize::try_from(t.end).ok()?);
+            Some((start, end, t.token == Token::Ascii59 as i32))
+        })
+        .collect();
+    let word = |i: usize| -> Option<&str> {
+        let &(start, end, semicolon) = words.get(i)?;
+        (!semicolon).then(|| sql.get(start..end)).flatten()
+    };
+    let is = |i: usize, expected: &str| word(i).is_some_and(|w| w.eq_ignore_ascii_case(expected));
+    let mut found = Vec::new();
+    for i in 0..words.len() {
+        let statement_start = i == 0 || words[i - 1].2;
+        if !statement_start {
+            continue;
+        }
+        let keyword = if is(i, "create") && is(i + 1, "index") {
+            Some(i + 2)
+        } else if is(i, "create") && is(i + 1, "unique") && is(i + 2, "index") {
+            Some(i + 3)
+        } else if is(i, "alter") && is(i + 1, "table") {
+            Some(i + 2)
+        } else {
+            None
+        };
+        if let Some(k) = keyword.filter(|&k| is(k, "async")) {
+            found.push((words[k].0, words[k].1));
+        }
+    }
+    Some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::Kind;
+
+    fn kinds(sql: &str) -> Vec<Kind> {
+        analyze(sql).statements.iter().map(|s| s.kind).collect()
+    }
+
+    fn refusal(sql: &str) -> Option<String> {
+        analyze(sql)
+            .statements
+            .iter()
+            .find_map(|s| s.refusal.as_ref().map(|r| format!("{} {}", r.code(), r.message)))
+    }
+
+    #[test]
+    fn async_is_found_on_tokens_and_blanked() {
+        let a = analyze("CREATE INDEX ASYNC ON t (c)");
+        assert_eq!(a.upstream_text.as_deref(), Some("CREATE INDEX       ON t (c)"));
+        assert!(a.statements[0].is_async);
+        assert_eq!(a.statements[0].refusal, None);
+        let a = analyze("create unique index async if not exists i on t (c); select 1");
+        assert!(a.statements[0].is_async && !a.statements[1].is_async);
+        // A column named async is not the keyword.
+        assert!(analyze("SELECT async FROM t").upstream_text.is_none());
+        assert_eq!(
+            refusal("CREATE INDEX i ON t (c)").as_deref(),
+            Some("0A000 unsupported mode. please use CREATE INDEX ASYNC.")
+        );
+    }
+
+    #[test]
+    fn statements_are_classified() {
+        assert_eq!(
+            kinds("BEGIN; CREATE TABLE t (id int); INSERT INTO t VALUES (1); SELECT 1; COMMIT"),
+            [Kind::Begin, Kind::Ddl, Kind::Dml, Kind::Neutral, Kind::Commit]
+        );
+        assert_eq!(kinds("SELECT * FROM t"), [Kind::Dml]);
+        assert_eq!(kinds("COMMIT AND CHAIN; ROLLBACK"), [Kind::Chain, Kind::Rollback]);
+        assert!(!analyze("SELEC 1").parsed);
+    }
+
+    #[test]
+    fn refusals_carry_dsqls_words() {
+        let cases = [
+            ("TRUNCATE t", "0A000 unsupported statement: Truncate"),
+            (
+                "CREATE TEMP TABLE t (id int)",
+                "0A000 TEMPORARY or TEMP table not supported for CREATE TABLE",
+            ),
+            (
+                "CREATE TABLE t (id serial)",
+                "42704 type \"serial\" does not exist",
+            ),
+            (
+                "CREATE TABLE t (a int[])",
+                "0A000 datatype integer[] not supported",
+            ),
+            (
+                "CREATE TABLE t (a varbit(3))",
+                "0A000 datatype bit varying not supported",
+            ),
+            (
+                "SELECT * FROM t FOR SHARE",
+                "0A000 locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported",
+            ),
+            (
+                "BEGIN ISOLATION LEVEL SERIALIZABLE",
+                "0A000 Unsupported isolation level: SERIALIZABLE",
+            ),
+            (
+                "SET TRANSACTION READ ONLY",
+                "0A000 setting configuration parameter \"TRANSACTION\" not supported",
+            ),
+            (
+                "SAVEPOINT a",
+                "0A000 unsupported transaction statement: SAVEPOINT",
+            ),
+            (
+                "ROLLBACK TO SAVEPOINT a",
+                "0A000 unsupported transaction statement: ROLLBACK TO",
+            ),
+            (
+                "CREATE SEQUENCE s",
+                "0A000 CREATE SEQUENCE is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1",
+            ),
+            (
+                "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY (CACHE 1))",
+                "0A000 datatype integer not supported, identity column type must be bigint",
+            ),
+            (
+                "ALTER TABLE t ADD COLUMN c int NOT NULL",
+                "0A000 ALTER TABLE ADD COLUMN with constraint not supported",
+            ),
+            (
+                "ALTER TABLE t ALTER COLUMN c TYPE bigint",
+                "0A000 unsupported ALTER TABLE ALTER COLUMN ... SET DATA TYPE statement",
+            ),
+            (
+                "ALTER TABLE t VALIDATE CONSTRAINT c",
+                "0A000 unsupported ALTER TABLE VALIDATE CONSTRAINT statement",
+            ),
+            (
+                "SELECT to_tsvector('english', 'a')",
+                "42704 text search configuration \"english\" does not exist",
+            ),
+            (
+                "SELECT circle(point(0,0), 1)",
+                "0A000 datatype circle not supported",
+            ),
+            (
+                "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE",
+                "0A000 unsupported statement type: MERGE",
+            ),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
+                "0A000 CREATE FUNCTION with language plpgsql not supported",
+            ),
+            (
+                "SHOW lc_collate",
+                "42704 unrecognized configuration parameter \"lc_collate\"",
+            ),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(refusal(sql).as_deref(), Some(expected), "{sql}");
+        }
+        for allowed in [
+            "CREATE TABLE t (id uuid PRIMARY KEY, n numeric(10, 2), j jsonb, c char(3), v varchar(9))",
+            "CREATE TABLE t (id bigint GENERATED BY DEFAULT AS IDENTITY (CACHE 65536))",
+            "CREATE SEQUENCE s CACHE 1",
+            "SELECT * FROM t FOR UPDATE",
+            "SELECT * FROM t FOR KEY SHARE",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID",
+            "ALTER TABLE ASYNC t VALIDATE CONSTRAINT c",
+            "CREATE VIEW v AS SELECT 1",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "SELECT string_to_array('a,b', ',')",
+            "ANALYZE t",
+        ] {
+            assert_eq!(refusal(allowed), None, "{allowed}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The SQL dialect `dsql-local` speaks: DSQL's (the default), or plain
+//! PostgreSQL's.
+//!
+//! Under [`Dialect::Dsql`] statements are checked against DSQL's rules
+//! before they reach PostgreSQL: what DSQL refuses is refused with DSQL's
+//! SQLSTATE and message, and DSQL's transaction rules (one DDL per
+//! transaction, no DDL with DML, no savepoints) hold.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which SQL `dsql-local` accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// DSQL's: refusals, transaction rules and limits as a real cluster
+    /// applies them (the default).
+    #[default]
+    Dsql,
+    /// PostgreSQL's: statements pass through unchecked, as with a plain
+    /// PostgreSQL behind TLS and IAM authentication.
+    Postgres,
+}
+
+impl Dialect {
+    /// The name used by `dsqlctl local --dialect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dsql => "dsql",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown dialect name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dialect `{0}`: expected `dsql` or `postgres`")]
+pub struct UnknownDialect(String);
+
+impl FromStr for Dialect {
+    type Err = UnknownDialect;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "dsql" => Ok(Self::Dsql),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            other => Err(UnknownDialect(other.to_owned())),
+        }
+    }
+}
+
+#[cfg(feature = "dialect")]
+mod analyze;
+#[cfg(feature = "dialect")]
+mod checks;
+pub(crate) mod rules;
+mod transaction;
+#[cfg(feature = "dialect")]
+mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+pub(crate) use self::rules::Refusal;
+pub(crate) use self::transaction::TransactionRules;
+
+/// What a statement is, for DSQL's transaction rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Changes the schema (or roles, grants…).
+    Ddl,
+    /// Reads or writes tables.
+    Dml,
+    /// Neither (a constant `SELECT`, `SET`, `SHOW`…).
+    #[default]
+    Neutral,
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`.
+    Commit,
+    /// `ROLLBACK`, `ABORT`.
+    Rollback,
+    /// `COMMIT AND CHAIN`, `ROLLBACK AND CHAIN`: one transaction ends, the
+    /// next begins.
+    Chain,
+}
+
+/// One statement of a text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Statement {
+    /// Where it starts in the text (bytes).
+    pub(crate) start: usize,
+    pub(crate) kind: Kind,
+    /// What DSQL answers instead of running it.
+    pub(crate) refusal: Option<Refusal>,
+    /// It carried DSQL's `ASYNC` keyword.
+    pub(crate) is_async: bool,
+}
+
+/// What a SQL text holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Analysis {
+    /// It parsed; if not, it goes upstream untouched, for PostgreSQL's own
+    /// error.
+    pub(crate) parsed: bool,
+    /// The text to send upstream, when it differs (DSQL's `ASYNC` removed).
+    pub(crate) upstream_text: Option<String>,
+    pub(crate) statements: Vec<Statement>,
+}
+
+impl Analysis {
+    fn unparsed() -> Self {
+        Self {
+            parsed: false,
+            upstream_text: None,
+            statements: Vec::new(),
+        }
+    }
+
+    /// Whether the text holds a `COMMIT`.
+    pub(crate) fn commits(&self) -> bool {
+        self.statements.iter().any(|s| s.kind == Kind::Commit)
+    }
+}
+
+/// Decisions are cached by statement text: drivers and pools send the same
+/// texts again and again, and parsing costs far more than a lookup.
+const CACHE_ENTRIES: usize = 4096;
+/// Longer texts are not cached (a bulk `INSERT … VALUES` is rarely sent
+/// twice).
+const CACHE_MAX_TEXT: usize = 4096;
+
+/// DSQL's rules over SQL text, shared by every session.
+#[derive(Debug, Default)]
+pub(crate) struct SqlRules {
+    cache: Mutex<HashMap<Box<str>, Arc<Analysis>>>,
+}
+
+impl SqlRules {
+    /// Reads `sql` (from the cache when it was read before).
+    pub(crate) fn analyze(&self, sql: &str) -> Arc<Analysis> {
+        let lock = || self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(hit) = lock().get(sql) {
+            return Arc::clone(hit);
+        }
+        let analysis = Arc::new(read(sql));
+        if sql.len() <= CACHE_MAX_TEXT {
+            let mut cache = lock();
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(sql.into(), Arc::clone(&analysis));
+        }
+        analysis
+    }
+}
+
+#[cfg(feature = "dialect")]
+fn read(sql: &str) -> Analysis {
+    analyze::analyze(sql)
+}
+
+/// Without the `dialect` feature nothing is parsed; the configuration
+/// refuses [`Dialect::Dsql`], so this is never asked.
+#[cfg(not(feature = "dialect"))]
+fn read(_sql: &str) -> Analysis {
+    Analysis::unparsed()
+}

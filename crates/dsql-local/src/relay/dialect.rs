@@ -1,0 +1,215 @@
+//! DSQL's dialect in the relay (client side): statements DSQL refuses, and
+//! those its transaction rules refuse, are replaced by [`refusal_sql`],
+//! which makes PostgreSQL raise DSQL's error itself. So the transaction
+//! state that follows is PostgreSQL's own, as DSQL's is: an explicit
+//! transaction is aborted (`25P02` afterwards, `COMMIT` answered
+//! `ROLLBACK`), the rest of a multi-statement query is not run, autocommit
+//! goes on unharmed. The upstream side strips what PL/pgSQL adds to the
+//! error (context, the marker), so the client sees DSQL's words only.
+//!
+//! - A simple query is checked whole, in order: the statements before the
+//!   first refused one are sent, the refused one is replaced, the rest
+//!   dropped (PostgreSQL would skip them after the error anyway).
+//! - In the extended protocol, the statement is read at `Parse` (a refused
+//!   one is never prepared), and the transaction rules apply at `Execute`.
+//!   Either way the batch fails up to its `Sync`, as PostgreSQL fails it.
+
+use crate::dialect::{Dialect, Kind, Refusal};
+use crate::protocol::{self, Frame};
+use crate::server::ServerCtx;
+
+use super::client::ClientSide;
+use super::commit::is_commit;
+
+/// The `DETAIL` of the errors [`refusal_sql`] raises, to recognize them.
+pub(super) const REFUSAL_MARKER: &[u8] = b"dsql-local: refusal";
+
+/// A statement that makes PostgreSQL raise `refusal`.
+pub(super) fn refusal_sql(refusal: &Refusal) -> String {
+    // The message may carry a name from the client's SQL: quote it so that
+    // it can only be a string.
+    let message = refusal.message.replace('\'', "''");
+    let mut tag = String::from("dsql_local");
+    while message.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    format!(
+        "DO ${tag}$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = '{message}', DETAIL = '{}'; \
+         END${tag}$",
+        refusal.code(),
+        String::from_utf8_lossy(REFUSAL_MARKER),
+    )
+}
+
+fn dsql(ctx: &ServerCtx) -> bool {
+    ctx.config.dialect == Dialect::Dsql
+}
+
+/// What becomes of a simple query.
+pub(super) enum QueryPlan {
+    /// Send it as is; `commit`: it holds a `COMMIT`.
+    Forward { commit: bool },
+    /// Send this text instead (DSQL's `ASYNC` removed).
+    Replace { sql: String, commit: bool },
+    /// Send this text instead: it ends with a refusal.
+    Refuse { sql: String },
+}
+
+/// What becomes of a `Parse`.
+pub(super) enum ParsePlan {
+    /// Send it (or this body instead).
+    Forward { body: Option<Vec<u8>> },
+    /// Do not prepare it: fail the batch with this statement.
+    Refuse { sql: String },
+}
+
+impl ClientSide<'_> {
+    fn dsql(&self) -> bool {
+        dsql(self.ctx)
+    }
+
+    /// At the start of a request: if the backend is idle outside any
+    /// transaction with nothing in flight (e.g. after a `BEGIN` that
+    /// failed), the rules start afresh.
+    pub(super) fn settle_transaction_rules(&mut self) {
+        if !self.dsql() {
+            return;
+        }
+        let idle = {
+            let shared = self.state.lock();
+            shared.idle() && shared.status == b'I'
+        };
+        if idle {
+            self.transaction_rules.reset();
+        }
+    }
+
+    /// Plans a simple query.
+    pub(super) fn plan_query(&mut self, frame: &Frame) -> QueryPlan {
+        let body = self.reader.body(frame);
+        let sql = protocol::cstr(body).map_or(&b""[..], |(sql, _)| sql);
+        let text = match std::str::from_utf8(sql) {
+            Ok(text) if dsql(self.ctx) => text,
+            _ => {
+                return QueryPlan::Forward {
+                    commit: is_commit(sql),
+                };
+            }
+        };
+        let analysis = self.ctx.sql_rules.analyze(text);
+        let mut plan = None;
+        for statement in &analysis.statements {
+            let refusal = match &statement.refusal {
+                Some(refusal) => Some(refusal.clone()),
+                None => self.transaction_rules.admit(statement.kind),
+            };
+            if let Some(refusal) = refusal {
+                tracing::debug!(rule = refusal.rule.id, "statement refused");
+                let sent = analysis.upstream_text.as_deref().unwrap_or(text);
+                let before = sent.get(..statement.start).unwrap_or_default();
+                plan = Some(QueryPlan::Refuse {
+                    sql: format!("{before}{}", refusal_sql(&refusal)),
+                });
+                break;
+            }
+        }
+        self.transaction_rules.end_implicit();
+        let commit = analysis.commits() || (!analysis.parsed && is_commit(sql));
+        plan.unwrap_or_else(|| match &analysis.upstream_text {
+            Some(sql) => QueryPlan::Replace {
+                sql: sql.clone(),
+                commit,
+            },
+            None => QueryPlan::Forward { commit },
+        })
+    }
+
+    /// Plans a `Parse` and records what its statement is.
+    pub(super) fn plan_parse(&mut self, frame: &Frame) -> ParsePlan {
+        let body = self.reader.body(frame);
+        let Some((name, rest)) = protocol::cstr(body) else {
+            return ParsePlan::Forward { body: None };
+        };
+        let Some((sql, params)) = protocol::cstr(rest) else {
+            return ParsePlan::Forward { body: None };
+        };
+        let commit_kind = || {
+            if is_commit(sql) {
+                Kind::Commit
+            } else {
+                Kind::Neutral
+            }
+        };
+        let text = match std::str::from_utf8(sql) {
+            Ok(text) if self.dsql() => text,
+            _ => {
+                let kind = commit_kind();
+                self.statements.parse(name, kind);
+                return ParsePlan::Forward { body: None };
+            }
+        };
+        let analysis = self.ctx.sql_rules.analyze(text);
+        // Several statements cannot be prepared: PostgreSQL says so itself.
+        let [statement] = analysis.statements.as_slice() else {
+            let kind = commit_kind();
+            self.statements.parse(name, kind);
+            return ParsePlan::Forward { body: None };
+        };
+        if let Some(refusal) = &statement.refusal {
+            tracing::debug!(rule = refusal.rule.id, "statement refused at Parse");
+            self.statements.parse(name, Kind::Neutral);
+            return ParsePlan::Refuse {
+                sql: refusal_sql(refusal),
+            };
+        }
+        self.statements.parse(name, statement.kind);
+        let body = analysis.upstream_text.as_ref().map(|replaced| {
+            let mut body = Vec::with_capacity(body.len());
+            body.extend_from_slice(name);
+            body.push(0);
+            body.extend_from_slice(replaced.as_bytes());
+            body.push(0);
+            body.extend_from_slice(params);
+            body
+        });
+        ParsePlan::Forward { body }
+    }
+
+    /// Checks an `Execute` of a statement of `kind` against the transaction
+    /// rules: the statement that fails the batch if refused.
+    pub(super) fn check_execute(&mut self, kind: Kind) -> Option<String> {
+        if !self.dsql() {
+            return None;
+        }
+        let refusal = self.transaction_rules.admit(kind)?;
+        tracing::debug!(rule = refusal.rule.id, "statement refused at Execute");
+        Some(refusal_sql(&refusal))
+    }
+
+    /// The end of an extended-protocol batch.
+    pub(super) fn end_batch_rules(&mut self) {
+        if self.dsql() {
+            self.transaction_rules.end_implicit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::rules;
+
+    #[test]
+    fn refusal_sql_quotes_whatever_the_message_carries() {
+        let refusal = rules::IDENTITY_TYPE
+            .refuse_naming("x'$dsql_local$; DROP TABLE t; --")
+            .expect("refused");
+        let sql = refusal_sql(&refusal);
+        assert!(sql.starts_with("DO $dsql_local_$BEGIN"), "{sql}");
+        assert!(
+            sql.contains("MESSAGE = 'datatype x''$dsql_local$; DROP TABLE t; --"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("END$dsql_local_$"), "{sql}");
+    }
+}

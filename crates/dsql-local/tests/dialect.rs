@@ -1,0 +1,193 @@
+//! DSQL's dialect in the relay: what happens around a refusal, checked
+//! against what PostgreSQL really committed. (What is refused, and with
+//! which words, is the conformance suite's: `tests/conformance.rs`.)
+
+use dsql_local::{Dialect, DsqlLocal};
+use dsql_testkit::local::{connect, db_error, start};
+use dsql_testkit::{direct, drop_table, unique};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+async fn rows_in(table: &str) -> i64 {
+    direct()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+async fn table_with_one_row(client: &Client) -> String {
+    let table = unique("dialect");
+    client
+        .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, n int)"))
+        .await
+        .expect("create");
+    client
+        .batch_execute(&format!("INSERT INTO {table} VALUES (1, 0)"))
+        .await
+        .expect("insert");
+    table
+}
+
+fn code(result: Result<impl Sized, tokio_postgres::Error>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("{} {}", db_error(&e).code().code(), db_error(&e).message()),
+    }
+}
+
+/// The last command tag of a simple query (tokio-postgres keeps only the
+/// row count, so a `COMMIT` answered `ROLLBACK` shows as 0 rows either way:
+/// the tag itself is read from the raw reply in `conformance.rs`).
+fn completed(messages: &[SimpleQueryMessage]) -> usize {
+    messages
+        .iter()
+        .filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .count()
+}
+
+#[tokio::test]
+async fn a_refusal_aborts_the_explicit_transaction_upstream_too() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = table_with_one_row(&client).await;
+
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .batch_execute(&format!("UPDATE {table} SET n = 1"))
+        .await
+        .expect("update");
+    let refused = code(client.batch_execute(&format!("TRUNCATE {table}")).await);
+    let after = code(client.batch_execute("SELECT 1").await);
+    let commit = client.simple_query("COMMIT").await.expect("commit answers");
+    let again = code(client.batch_execute("SELECT 1").await);
+
+    assert_eq!(refused, "0A000 unsupported statement: Truncate");
+    assert_eq!(
+        after,
+        "25P02 current transaction is aborted, commands ignored until end of transaction block"
+    );
+    assert_eq!(completed(&commit), 1);
+    assert_eq!(again, "ok", "ROLLBACK (or COMMIT) gives a usable session");
+    let n: i32 = direct()
+        .await
+        .query_one(&format!("SELECT n FROM {table}"), &[])
+        .await
+        .expect("n")
+        .get(0);
+    assert_eq!(n, 0, "the UPDATE before the refusal was not committed");
+    drop_table(&table).await;
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refusal_in_autocommit_leaves_the_session_alone() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = table_with_one_row(&client).await;
+    assert_eq!(
+        code(client.batch_execute(&format!("TRUNCATE {table}")).await),
+        "0A000 unsupported statement: Truncate"
+    );
+    client
+        .batch_execute(&format!("INSERT INTO {table} VALUES (2, 0)"))
+        .await
+        .expect("the next statement runs");
+    assert_eq!(rows_in(&table).await, 2);
+    drop_table(&table).await;
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_multi_statement_query_is_one_transaction_for_the_rules() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = unique("dialect");
+    // DDL and DML in one implicit transaction: refused, nothing created.
+    let refused = code(
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id int PRIMARY KEY); INSERT INTO {table} VALUES (1)"
+            ))
+            .await,
+    );
+    assert_eq!(
+        refused,
+        "0A000 ddl and dml are not supported in the same transaction"
+    );
+    let exists: bool = direct()
+        .await
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .expect("regclass")
+        .get(0);
+    assert!(!exists, "the CREATE TABLE before the refusal was rolled back");
+    // One DDL per transaction, each statement its own: fine.
+    client
+        .batch_execute(&format!(
+            "BEGIN; CREATE TABLE {table} (id int PRIMARY KEY); COMMIT; \
+             BEGIN; INSERT INTO {table} VALUES (1); INSERT INTO {table} VALUES (2); COMMIT"
+        ))
+        .await
+        .expect("one DDL, then DML, in two transactions");
+    assert_eq!(rows_in(&table).await, 2);
+    drop_table(&table).await;
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_extended_protocol_refuses_at_parse_and_at_execute() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = table_with_one_row(&client).await;
+
+    // Refused at Parse: never prepared.
+    let prepared = code(client.prepare(&format!("SELECT * FROM {table} FOR SHARE")).await);
+    assert_eq!(
+        prepared,
+        "0A000 locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported"
+    );
+    // The session goes on.
+    assert_eq!(code(client.query("SELECT 1", &[]).await), "ok");
+
+    // Refused at Execute by the transaction rules: DDL after DML.
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .execute(&format!("UPDATE {table} SET n = $1"), &[&5_i32])
+        .await
+        .expect("update");
+    let ddl = code(
+        client
+            .execute(&format!("CREATE VIEW {table}_v AS SELECT 1"), &[])
+            .await,
+    );
+    assert_eq!(ddl, "0A000 ddl and dml are not supported in the same transaction");
+    let after = code(client.query("SELECT 1", &[]).await);
+    assert!(after.starts_with("25P02"), "{after}");
+    client.batch_execute("COMMIT").await.expect("commit answers");
+    let n: i32 = direct()
+        .await
+        .query_one(&format!("SELECT n FROM {table}"), &[])
+        .await
+        .expect("n")
+        .get(0);
+    assert_eq!(n, 0, "the transaction was rolled back");
+    drop_table(&table).await;
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_postgres_dialect_passes_everything_through() {
+    let local = start(DsqlLocal::builder().dialect(Dialect::Postgres)).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = table_with_one_row(&client).await;
+    client
+        .batch_execute(&format!(
+            "BEGIN; SAVEPOINT a; TRUNCATE {table}; ROLLBACK TO a; CREATE INDEX ON {table} (n); COMMIT"
+        ))
+        .await
+        .expect("PostgreSQL's SQL");
+    assert_eq!(rows_in(&table).await, 1);
+    drop_table(&table).await;
+    local.shutdown().await;
+}
