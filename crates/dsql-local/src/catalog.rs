@@ -199,10 +199,13 @@ pub const RATE_EXCEEDED: DsqlError = DsqlError {
     client_classes: &[ClientClass::new(None, class::THROTTLED)],
 };
 
-/// An optimistic concurrency conflict on data.
+/// An optimistic concurrency conflict on data. The wording is what a
+/// cluster answered in September 2026; older reports (pgx and psycopg
+/// users') quote `change conflicts with another transaction, please retry:
+/// (OC000)`. Clients must classify by SQLSTATE and code, not by the text.
 pub const CHANGE_CONFLICT: DsqlError = DsqlError {
     code: "40001",
-    message: "change conflicts with another transaction, please retry: (OC000)",
+    message: "change conflicts with another transaction (OC000)",
     severity: Severity::Error,
     confirmed: true,
     client_classes: &[ClientClass::new(None, class::CONFLICT)],

@@ -19,7 +19,7 @@
 //!   tests can compress time ([`LocalConfigBuilder`]).
 //! - **Optimistic concurrency errors**: upstream sessions run at repeatable
 //!   read and PostgreSQL's serialization failures and deadlocks come back in
-//!   DSQL's form (`40001`, `… please retry: (OC000)`).
+//!   DSQL's form (`40001`, `change conflicts with another transaction (OC000)`).
 //! - **Faults on demand** ([`Faults`]), including deterministic ones that
 //!   fire at the n-th statement, authentication or connection attempt, and
 //!   **counters** ([`Stats`]).

@@ -14,6 +14,12 @@ fn dsql_table_row_by_row() {
         ),
         (
             "40001",
+            "change conflicts with another transaction (OC000)",
+            None,
+            ErrorClass::Conflict,
+        ),
+        (
+            "40001",
             "schema has been updated by another transaction, please retry: (OC001)",
             None,
             ErrorClass::Conflict,
