@@ -191,3 +191,65 @@ async fn the_postgres_dialect_passes_everything_through() {
     drop_table(&table).await;
     local.shutdown().await;
 }
+
+/// DSQL's 3,000-row cap: the statement that crosses it fails and none of
+/// its rows survive; in an explicit transaction nothing survives.
+#[tokio::test]
+async fn the_row_cap_discards_the_statement_that_crosses_it() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = unique("row_cap");
+    client
+        .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY)"))
+        .await
+        .expect("create");
+    let insert = |from: i32, to: i32| format!("INSERT INTO {table} SELECT generate_series({from}, {to})");
+
+    // Autocommit: 3,001 rows refused, exactly 3,000 accepted.
+    let over = code(client.batch_execute(&insert(1, 3001)).await);
+    assert_eq!(over, "54000 transaction row limit exceeded");
+    assert_eq!(
+        rows_in(&table).await,
+        0,
+        "no row of the refused statement survives"
+    );
+    client
+        .batch_execute(&insert(1, 3000))
+        .await
+        .expect("exactly 3,000");
+    assert_eq!(rows_in(&table).await, 3000);
+    // Extended protocol, autocommit: one more UPDATE of 3,000 rows is fine
+    // (its own transaction).
+    client
+        .execute(&format!("UPDATE {table} SET id = id + 10000"), &[])
+        .await
+        .expect("3,000 updates in one transaction");
+
+    // Explicit transaction: the cap counts across statements.
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .batch_execute(&format!("DELETE FROM {table} WHERE id <= 12000"))
+        .await
+        .expect("2,000 deletes");
+    let crossing = code(client.execute(&insert(1, 1001), &[]).await);
+    assert_eq!(crossing, "54000 transaction row limit exceeded");
+    let after = code(client.batch_execute("SELECT 1").await);
+    assert!(after.starts_with("25P02"), "{after}");
+    client.batch_execute("COMMIT").await.expect("commit answers");
+    assert_eq!(
+        rows_in(&table).await,
+        3000,
+        "the whole transaction was rolled back"
+    );
+
+    // Under the postgres dialect the same session settings are absent: no cap.
+    let plain = start(DsqlLocal::builder().dialect(Dialect::Postgres)).await;
+    let unlimited = connect(&plain, "admin").await.expect("connects");
+    unlimited
+        .batch_execute(&format!("DELETE FROM {table}"))
+        .await
+        .expect("no cap under the postgres dialect");
+    drop_table(&table).await;
+    plain.shutdown().await;
+    local.shutdown().await;
+}

@@ -70,6 +70,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub(crate) use self::rules::Refusal;
 pub(crate) use self::transaction::TransactionRules;
 
+/// The `DETAIL` of the errors dsql-local makes PostgreSQL raise for DSQL
+/// (refusals, the row cap): the relay recognizes them by it and strips it.
+pub(crate) const REFUSAL_MARKER: &str = "dsql-local: refusal";
+
 /// What a statement is, for DSQL's transaction rules.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Kind {

@@ -213,6 +213,10 @@ pub(crate) const LOCKING_CLAUSE: Rule = refused(
     "locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported",
 );
 
+/// Enforced upstream (see `upstream/row_cap.rs`), at the statement that
+/// crosses the cap.
+pub(crate) const ROW_LIMIT: Rule = refused("row_limit", "54000", "transaction row limit exceeded");
+
 // ---- sequences and identity columns ----
 
 pub(crate) const SEQUENCE_CACHE: Rule = refused(
@@ -319,6 +323,7 @@ pub(crate) const ALL: &[&Rule] = &[
     &MULTIPLE_DDL,
     &DDL_AND_DML,
     &LOCKING_CLAUSE,
+    &ROW_LIMIT,
     &SEQUENCE_CACHE,
     &IDENTITY_CACHE,
     &IDENTITY_TYPE,

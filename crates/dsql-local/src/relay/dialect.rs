@@ -22,7 +22,7 @@ use super::client::ClientSide;
 use super::commit::is_commit;
 
 /// The `DETAIL` of the errors [`refusal_sql`] raises, to recognize them.
-pub(super) const REFUSAL_MARKER: &[u8] = b"dsql-local: refusal";
+pub(super) const REFUSAL_MARKER: &[u8] = crate::dialect::REFUSAL_MARKER.as_bytes();
 
 /// A statement that makes PostgreSQL raise `refusal`.
 pub(super) fn refusal_sql(refusal: &Refusal) -> String {
@@ -37,7 +37,7 @@ pub(super) fn refusal_sql(refusal: &Refusal) -> String {
         "DO ${tag}$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = '{message}', DETAIL = '{}'; \
          END${tag}$",
         refusal.code(),
-        String::from_utf8_lossy(REFUSAL_MARKER),
+        crate::dialect::REFUSAL_MARKER,
     )
 }
 

@@ -221,11 +221,13 @@ async fn open_upstream(
 ) -> Result<(UpstreamSession, String), RoleError> {
     let role = ctx.roles.resolve(&ctx.config, client_role).await?;
     let target = &ctx.config.upstream;
-    match upstream::connect(target, &role.name, role.password, database, params).await {
+    let settings = upstream::session_settings(&ctx.config);
+    match upstream::connect(target, &role.name, role.password, database, params, &settings).await {
         Ok(session) => Ok((session, role.name)),
         Err(UpstreamError::PasswordRequested { role: refused }) => {
             let role = ctx.roles.fall_back(&ctx.config, client_role, &refused).await;
-            let session = upstream::connect(target, &role.name, role.password, database, params).await?;
+            let session =
+                upstream::connect(target, &role.name, role.password, database, params, &settings).await?;
             Ok((session, role.name))
         }
         Err(e) => {

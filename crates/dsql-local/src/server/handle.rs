@@ -109,6 +109,13 @@ impl DsqlLocal {
             config,
         });
         ctx.roles.prepare_at_start(&ctx.config).await;
+        if let Err(error) = crate::upstream::install_row_cap(&ctx.config).await {
+            tracing::warn!(
+                %error,
+                "could not install the row-cap triggers upstream (they need a superuser): \
+                 DSQL's 3,000-row cap per transaction is not enforced"
+            );
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let span = tracing::info_span!(
             "dsql_local",

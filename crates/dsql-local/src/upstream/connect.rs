@@ -46,7 +46,7 @@ pub(crate) enum Password {
 }
 
 /// Opens a session as `role` on `database`, with the client's allowed
-/// startup parameters ([`forwarded`]) and
+/// startup parameters ([`forwarded`]), dsql-local's own `settings` and
 /// `default_transaction_isolation = repeatable read`.
 pub(crate) async fn connect(
     target: &UpstreamTarget,
@@ -54,6 +54,7 @@ pub(crate) async fn connect(
     password: Password,
     database: &str,
     client_params: &[(String, String)],
+    settings: &[(&str, &str)],
 ) -> Result<UpstreamSession, UpstreamError> {
     let mut stream = TcpStream::connect(target.addr())
         .await
@@ -67,6 +68,7 @@ pub(crate) async fn connect(
                 .filter(|(n, _)| forwarded(n))
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         )
+        .chain(settings.iter().copied())
         .chain([("default_transaction_isolation", ISOLATION)]);
     stream
         .write_all(&protocol::startup_message(params))

@@ -195,7 +195,7 @@ async fn prepare(config: &LocalConfig, client_role: &str) -> Result<SessionRole,
     check_name(wanted).map_err(refused)?;
     let user = config.upstream.user.as_str();
     let database = config.database();
-    let mut admin = connect(&config.upstream, user, Password::FromUrl, database, &[]).await?;
+    let mut admin = connect(&config.upstream, user, Password::FromUrl, database, &[], &[]).await?;
     let result = prepare_with(&mut admin, config, client_role, wanted).await;
     let _ = terminate(&mut admin).await;
     let setup = |reason: String| RoleError::Setup {
@@ -374,7 +374,7 @@ async fn check(session: &mut UpstreamSession, role: &str) -> Result<Prepared, St
 
 /// Runs `sql` (simple query protocol) and returns the first column of each
 /// row; an error is returned as its message, once the server is ready again.
-async fn query(session: &mut UpstreamSession, sql: &str) -> Result<Vec<Option<String>>, String> {
+pub(super) async fn query(session: &mut UpstreamSession, sql: &str) -> Result<Vec<Option<String>>, String> {
     let mut out = Vec::new();
     protocol::put_query(&mut out, sql);
     session.stream.write_all(&out).await.map_err(|e| e.to_string())?;
@@ -417,7 +417,7 @@ fn first_column(body: &[u8]) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-async fn terminate(session: &mut UpstreamSession) -> std::io::Result<()> {
+pub(super) async fn terminate(session: &mut UpstreamSession) -> std::io::Result<()> {
     session.stream.write_all(b"X\0\0\0\x04").await?;
     session.stream.shutdown().await
 }
