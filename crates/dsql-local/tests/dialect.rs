@@ -253,3 +253,72 @@ async fn the_row_cap_discards_the_statement_that_crosses_it() {
     plain.shutdown().await;
     local.shutdown().await;
 }
+
+/// `CREATE INDEX ASYNC`: DSQL's reply (a `job_id` row, tag `CREATE
+/// INDEX`), the index really built, the job in `sys.jobs`, and
+/// `sys.wait_for_job`.
+#[tokio::test]
+async fn asynchronous_ddl_answers_with_a_job() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = table_with_one_row(&client).await;
+
+    let reply = client
+        .simple_query(&format!("CREATE INDEX ASYNC {table}_n ON {table} (n)"))
+        .await
+        .expect("async index");
+    let job_id = reply
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row.get("job_id").expect("job_id").to_owned()),
+            _ => None,
+        })
+        .expect("a job_id row");
+    assert_eq!(job_id.len(), 26);
+    assert!(
+        job_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        "{job_id}"
+    );
+    client
+        .batch_execute(&format!("CALL sys.wait_for_job('{job_id}')"))
+        .await
+        .expect("wait");
+    let status: String = client
+        .query_one("SELECT status FROM sys.jobs WHERE job_id = $1", &[&job_id])
+        .await
+        .expect("sys.jobs")
+        .get(0);
+    assert_eq!(status, "completed");
+    let built: bool = direct()
+        .await
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{table}_n")])
+        .await
+        .expect("regclass")
+        .get(0);
+    assert!(built, "the index exists");
+
+    // Extended protocol, unnamed: the row rides on the statement's own result.
+    let rows = client
+        .query(&format!("CREATE UNIQUE INDEX ASYNC ON {table} (id, n)"), &[])
+        .await
+        .expect("async index, extended");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].columns()[0].name(), "job_id");
+
+    assert_eq!(
+        code(client.batch_execute("CALL sys.wait_for_job('nope')").await),
+        "22P02 Unable to convert text to UUID"
+    );
+    assert_eq!(
+        code(
+            client
+                .batch_execute(&format!("CREATE INDEX ON {table} (n)"))
+                .await
+        ),
+        "0A000 unsupported mode. please use CREATE INDEX ASYNC."
+    );
+    drop_table(&table).await;
+    local.shutdown().await;
+}

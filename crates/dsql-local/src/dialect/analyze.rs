@@ -12,7 +12,7 @@
 use pg_query::protobuf::Token;
 
 use super::checks::check;
-use super::{Analysis, Statement};
+use super::{Analysis, AsyncDdl, Statement};
 
 /// Reads `sql`.
 pub(super) fn analyze(sql: &str) -> Analysis {
@@ -43,11 +43,17 @@ pub(super) fn analyze(sql: &str) -> Analysis {
             let end = if len == 0 { text.len() } else { start + len };
             let is_async = asyncs.iter().any(|&(a, _)| a >= start && a < end);
             let (kind, refusal) = check(node, is_async);
+            let async_ddl = if is_async && refusal.is_none() {
+                async_ddl(node)
+            } else {
+                None
+            };
             Some(Statement {
                 start,
+                end,
                 kind,
                 refusal,
-                is_async,
+                async_ddl,
             })
         })
         .collect();
@@ -56,6 +62,35 @@ pub(super) fn analyze(sql: &str) -> Analysis {
         upstream_text: blanked,
         statements,
     }
+}
+
+/// What an `ASYNC` statement is, for its reply and its job.
+fn async_ddl(node: &pg_query::NodeEnum) -> Option<AsyncDdl> {
+    let qualified = |r: &pg_query::protobuf::RangeVar| {
+        if r.schemaname.is_empty() {
+            quote(&r.relname)
+        } else {
+            format!("{}.{}", quote(&r.schemaname), quote(&r.relname))
+        }
+    };
+    match node {
+        pg_query::NodeEnum::IndexStmt(index) => Some(AsyncDdl {
+            tag: "CREATE INDEX",
+            job_type: "INDEX_BUILD",
+            table: qualified(index.relation.as_ref()?),
+        }),
+        pg_query::NodeEnum::AlterTableStmt(alter) => Some(AsyncDdl {
+            tag: "ALTER TABLE",
+            job_type: "VALIDATE_CONSTRAINT",
+            table: qualified(alter.relation.as_ref()?),
+        }),
+        _ => None,
+    }
+}
+
+/// An identifier, quoted for PostgreSQL.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Byte ranges of the `ASYNC` keywords of DSQL's asynchronous DDL: right
@@ -118,10 +153,17 @@ mod tests {
     fn async_is_found_on_tokens_and_blanked() {
         let a = analyze("CREATE INDEX ASYNC ON t (c)");
         assert_eq!(a.upstream_text.as_deref(), Some("CREATE INDEX       ON t (c)"));
-        assert!(a.statements[0].is_async);
+        assert_eq!(
+            a.statements[0].async_ddl.as_ref().map(|d| d.tag),
+            Some("CREATE INDEX")
+        );
+        assert_eq!(
+            a.statements[0].async_ddl.as_ref().map(|d| d.table.as_str()),
+            Some("\"t\"")
+        );
         assert_eq!(a.statements[0].refusal, None);
         let a = analyze("create unique index async if not exists i on t (c); select 1");
-        assert!(a.statements[0].is_async && !a.statements[1].is_async);
+        assert!(a.statements[0].async_ddl.is_some() && a.statements[1].async_ddl.is_none());
         // A column named async is not the keyword.
         assert!(analyze("SELECT async FROM t").upstream_text.is_none());
         assert_eq!(

@@ -103,8 +103,23 @@ pub(crate) struct Statement {
     pub(crate) kind: Kind,
     /// What DSQL answers instead of running it.
     pub(crate) refusal: Option<Refusal>,
-    /// It carried DSQL's `ASYNC` keyword.
-    pub(crate) is_async: bool,
+    /// Where it ends (bytes, exclusive).
+    pub(crate) end: usize,
+    /// DSQL's asynchronous DDL (it carried the `ASYNC` keyword), unless
+    /// refused.
+    pub(crate) async_ddl: Option<AsyncDdl>,
+}
+
+/// DSQL's asynchronous DDL: answered with a `job_id` row, tracked in
+/// `sys.jobs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AsyncDdl {
+    /// The command tag DSQL answers with.
+    pub(crate) tag: &'static str,
+    /// The job type `sys.jobs` shows.
+    pub(crate) job_type: &'static str,
+    /// The table the job works on, as written (for `sys.jobs.class_id`).
+    pub(crate) table: String,
 }
 
 /// What a SQL text holds.

@@ -7,6 +7,7 @@ use tokio::time::sleep;
 
 use super::commit::StatementTracker;
 use super::dialect::{ParsePlan, QueryPlan};
+use super::tags::TagEdits;
 use super::{ConflictKind, Flow, Pending, Request, SessionEnd, State, sleep_until_opt};
 use crate::dialect::{Kind, TransactionRules};
 use crate::protocol::{self, Frame, FrameReader};
@@ -35,6 +36,12 @@ pub(super) struct ClientSide<'a> {
     pub(super) statements: StatementTracker,
     /// DSQL's transaction rules, as far as the client's statements went.
     pub(super) transaction_rules: TransactionRules,
+    /// Tag edits for the next simple query's reply.
+    pub(super) query_tags: TagEdits,
+    /// Tag edits for the current batch's reply, by `Execute`.
+    pub(super) batch_tags: TagEdits,
+    /// `Execute`s in the current batch.
+    pub(super) batch_executes: u32,
     /// How many `CopyDone` and `CopyFail` the client sent.
     copy_ends: u64,
     /// [`copy_ends`](Self::copy_ends) at the first `Execute` of the batch.
@@ -55,6 +62,9 @@ impl<'a> ClientSide<'a> {
             sync_action: None,
             statements: StatementTracker::default(),
             transaction_rules: TransactionRules::default(),
+            query_tags: TagEdits::default(),
+            batch_tags: TagEdits::default(),
+            batch_executes: 0,
             copy_ends: 0,
             batch_copy_start: None,
         }
@@ -87,9 +97,12 @@ impl<'a> ClientSide<'a> {
     }
 
     /// Queues the reply to a `Query` or `FunctionCall` (the client's, or one
-    /// the relay adds).
-    pub(super) fn push(&self, action: Pending) {
-        let request = Request::query(action, self.copy_ends);
+    /// the relay adds), with the tag edits planned for it.
+    pub(super) fn push(&mut self, action: Pending) {
+        let request = Request {
+            tags: std::mem::take(&mut self.query_tags),
+            ..Request::query(action, self.copy_ends)
+        };
         self.state.lock().pending.push_back(request);
     }
 
@@ -100,11 +113,13 @@ impl<'a> ClientSide<'a> {
 
     /// Queues the reply to the client's `Sync`.
     fn push_sync(&mut self, action: Pending) {
+        self.batch_executes = 0;
         let request = Request {
             action,
             sync: true,
             copy_ends: self.copy_ends,
             copy_start: self.batch_copy_start.take().unwrap_or(self.copy_ends),
+            tags: std::mem::take(&mut self.batch_tags),
         };
         self.state.lock().pending.push_back(request);
     }
@@ -186,12 +201,16 @@ impl<'a> ClientSide<'a> {
             b'E' => {
                 self.batch_open = true;
                 self.batch_copy_start.get_or_insert(self.copy_ends);
-                let kind = self.statements.executes(self.reader.body(&frame));
-                if let Some(sql) = self.check_execute(kind) {
+                let prepared = self.statements.executes(self.reader.body(&frame));
+                if let Some(sql) = self.check_execute(prepared.kind) {
                     self.refuse_batch(sql);
                     return Flow::Continue;
                 }
-                return self.on_execute(&frame, kind == Kind::Commit);
+                if let Some(tag) = prepared.tag {
+                    self.batch_tags.set(self.batch_executes, tag);
+                }
+                self.batch_executes += 1;
+                return self.on_execute(&frame, prepared.kind == Kind::Commit);
             }
             b'C' => {
                 self.batch_open = true;

@@ -33,26 +33,35 @@ pub(super) fn is_commit(sql: &[u8]) -> bool {
     words.next().is_none()
 }
 
+/// What a prepared statement (or a portal) runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Prepared {
+    pub(super) kind: Kind,
+    /// The command tag DSQL answers it with, when it differs from
+    /// PostgreSQL's (asynchronous DDL).
+    pub(super) tag: Option<&'static str>,
+}
+
 /// What each name (of a prepared statement or a portal) stands for; the
 /// unnamed one (`""`) is replaced at every use.
 #[derive(Default)]
 struct Names {
-    unnamed: Kind,
-    named: HashMap<Vec<u8>, Kind>,
+    unnamed: Prepared,
+    named: HashMap<Vec<u8>, Prepared>,
 }
 
 impl Names {
-    fn set(&mut self, name: &[u8], kind: Kind) {
+    fn set(&mut self, name: &[u8], prepared: Prepared) {
         if name.is_empty() {
-            self.unnamed = kind;
-        } else if kind != Kind::Neutral {
-            self.named.insert(name.to_vec(), kind);
+            self.unnamed = prepared;
+        } else if prepared != Prepared::default() {
+            self.named.insert(name.to_vec(), prepared);
         } else if !self.named.is_empty() {
             self.named.remove(name);
         }
     }
 
-    fn get(&self, name: &[u8]) -> Kind {
+    fn get(&self, name: &[u8]) -> Prepared {
         if name.is_empty() {
             self.unnamed
         } else {
@@ -71,9 +80,9 @@ pub(super) struct StatementTracker {
 }
 
 impl StatementTracker {
-    /// A `Parse` of statement `name`, whose SQL is of `kind`.
-    pub(super) fn parse(&mut self, name: &[u8], kind: Kind) {
-        self.statements.set(name, kind);
+    /// A `Parse` of statement `name`.
+    pub(super) fn parse(&mut self, name: &[u8], prepared: Prepared) {
+        self.statements.set(name, prepared);
     }
 
     /// A `Bind` message's body.
@@ -97,14 +106,14 @@ impl StatementTracker {
             return;
         };
         match kind {
-            b'S' => self.statements.set(name, Kind::Neutral),
-            b'P' => self.portals.set(name, Kind::Neutral),
+            b'S' => self.statements.set(name, Prepared::default()),
+            b'P' => self.portals.set(name, Prepared::default()),
             _ => {}
         }
     }
 
     /// What the `Execute` with this body runs.
-    pub(super) fn executes(&self, body: &[u8]) -> Kind {
-        protocol::cstr(body).map_or(Kind::Neutral, |(portal, _)| self.portals.get(portal))
+    pub(super) fn executes(&self, body: &[u8]) -> Prepared {
+        protocol::cstr(body).map_or(Prepared::default(), |(portal, _)| self.portals.get(portal))
     }
 }

@@ -19,7 +19,9 @@ use crate::protocol::{self, Frame};
 use crate::server::ServerCtx;
 
 use super::client::ClientSide;
-use super::commit::is_commit;
+use super::commit::{Prepared, is_commit};
+use super::tags::TagEdits;
+use crate::upstream::emulation::jobs;
 
 /// The `DETAIL` of the errors [`refusal_sql`] raises, to recognize them.
 pub(super) const REFUSAL_MARKER: &[u8] = crate::dialect::REFUSAL_MARKER.as_bytes();
@@ -97,31 +99,43 @@ impl ClientSide<'_> {
             }
         };
         let analysis = self.ctx.sql_rules.analyze(text);
-        let mut plan = None;
-        for statement in &analysis.statements {
+        let sent = analysis.upstream_text.as_deref().unwrap_or(text);
+        let mut out = String::new();
+        let mut copied = 0;
+        let mut tags = TagEdits::default();
+        let mut refused = false;
+        for (index, statement) in (0_u32..).zip(&analysis.statements) {
             let refusal = match &statement.refusal {
                 Some(refusal) => Some(refusal.clone()),
                 None => self.transaction_rules.admit(statement.kind),
             };
+            let before = sent.get(copied..statement.start).unwrap_or_default();
             if let Some(refusal) = refusal {
                 tracing::debug!(rule = refusal.rule.id, "statement refused");
-                let sent = analysis.upstream_text.as_deref().unwrap_or(text);
-                let before = sent.get(..statement.start).unwrap_or_default();
-                plan = Some(QueryPlan::Refuse {
-                    sql: format!("{before}{}", refusal_sql(&refusal)),
-                });
+                out.push_str(before);
+                out.push_str(&refusal_sql(&refusal));
+                refused = true;
                 break;
+            }
+            if let Some(job) = &statement.async_ddl {
+                out.push_str(before);
+                let ddl = sent.get(statement.start..statement.end).unwrap_or_default();
+                out.push_str(&jobs::statement(ddl, job));
+                copied = statement.end;
+                tags.set(index, job.tag);
             }
         }
         self.transaction_rules.end_implicit();
+        self.query_tags = tags;
+        if refused {
+            return QueryPlan::Refuse { sql: out };
+        }
         let commit = analysis.commits() || (!analysis.parsed && is_commit(sql));
-        plan.unwrap_or_else(|| match &analysis.upstream_text {
-            Some(sql) => QueryPlan::Replace {
-                sql: sql.clone(),
-                commit,
-            },
-            None => QueryPlan::Forward { commit },
-        })
+        if copied == 0 && analysis.upstream_text.is_none() {
+            return QueryPlan::Forward { commit };
+        }
+        out.push_str(sent.get(copied..).unwrap_or_default());
+        QueryPlan::Replace { sql: out, commit }
     }
 
     /// Plans a `Parse` and records what its statement is.
@@ -133,37 +147,49 @@ impl ClientSide<'_> {
         let Some((sql, params)) = protocol::cstr(rest) else {
             return ParsePlan::Forward { body: None };
         };
-        let commit_kind = || {
-            if is_commit(sql) {
+        let commit_kind = || Prepared {
+            kind: if is_commit(sql) {
                 Kind::Commit
             } else {
                 Kind::Neutral
-            }
+            },
+            tag: None,
         };
         let text = match std::str::from_utf8(sql) {
             Ok(text) if self.dsql() => text,
             _ => {
-                let kind = commit_kind();
-                self.statements.parse(name, kind);
+                self.statements.parse(name, commit_kind());
                 return ParsePlan::Forward { body: None };
             }
         };
         let analysis = self.ctx.sql_rules.analyze(text);
         // Several statements cannot be prepared: PostgreSQL says so itself.
         let [statement] = analysis.statements.as_slice() else {
-            let kind = commit_kind();
-            self.statements.parse(name, kind);
+            self.statements.parse(name, commit_kind());
             return ParsePlan::Forward { body: None };
         };
         if let Some(refusal) = &statement.refusal {
             tracing::debug!(rule = refusal.rule.id, "statement refused at Parse");
-            self.statements.parse(name, Kind::Neutral);
+            self.statements.parse(name, Prepared::default());
             return ParsePlan::Refuse {
                 sql: refusal_sql(refusal),
             };
         }
-        self.statements.parse(name, statement.kind);
-        let body = analysis.upstream_text.as_ref().map(|replaced| {
+        self.statements.parse(
+            name,
+            Prepared {
+                kind: statement.kind,
+                tag: statement.async_ddl.as_ref().map(|job| job.tag),
+            },
+        );
+        let replaced = match &statement.async_ddl {
+            Some(job) => Some(jobs::statement(
+                analysis.upstream_text.as_deref().unwrap_or(text),
+                job,
+            )),
+            None => analysis.upstream_text.clone(),
+        };
+        let body = replaced.map(|replaced| {
             let mut body = Vec::with_capacity(body.len());
             body.extend_from_slice(name);
             body.push(0);

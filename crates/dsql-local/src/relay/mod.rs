@@ -70,6 +70,7 @@ mod client;
 mod commit;
 mod dialect;
 mod faults;
+mod tags;
 #[cfg(test)]
 mod tests;
 mod transaction_timeout;
@@ -89,6 +90,7 @@ use crate::server::ServerCtx;
 use crate::upstream::UpstreamSession;
 
 use self::client::ClientSide;
+use self::tags::TagEdits;
 use self::upstream::UpstreamSide;
 
 /// `Terminate`.
@@ -158,6 +160,8 @@ struct Request {
     /// have begun: at the `Query` itself, or at the first `Execute` of the
     /// `Sync`'s batch. The copy ends at the client's next copy end.
     copy_start: u64,
+    /// Command tags to put on the reply's completions.
+    tags: TagEdits,
 }
 
 impl Request {
@@ -168,6 +172,7 @@ impl Request {
             sync: false,
             copy_ends,
             copy_start: copy_ends,
+            tags: TagEdits::default(),
         }
     }
 }

@@ -39,6 +39,7 @@ mod copy_in {
 
     fn sync(action: Pending, copy_ends: u64, copy_start: u64) -> Request {
         Request {
+            tags: super::super::TagEdits::default(),
             action,
             sync: true,
             copy_ends,

@@ -32,6 +32,9 @@ pub(super) struct UpstreamSide<'a> {
     /// The error raised for a failed statement was seen in the current
     /// [`Pending::FailStatement`] reply.
     saw_failure: bool,
+    /// Completions (`CommandComplete`, `PortalSuspended`,
+    /// `EmptyQueryResponse`) seen in the current reply, for its tag edits.
+    completions: u32,
 }
 
 impl fmt::Debug for UpstreamSide<'_> {
@@ -55,6 +58,7 @@ impl<'a> UpstreamSide<'a> {
             copy_in: false,
             saw_error: false,
             saw_failure: false,
+            completions: 0,
         }
     }
 
@@ -113,11 +117,28 @@ impl<'a> UpstreamSide<'a> {
         self.out.extend_from_slice(self.reader.bytes(frame));
     }
 
+    /// Forwards a statement's completion, with the tag DSQL gives it.
+    fn forward_completion(&mut self, frame: &Frame) {
+        let index = self.completions;
+        self.completions += 1;
+        let edit = self.current.and_then(|r| r.tags.get(index));
+        match edit {
+            Some(tag) if frame.tag == b'C' => {
+                protocol::put_message(&mut self.out, b'C', |out| {
+                    out.extend_from_slice(tag.as_bytes());
+                    out.push(0);
+                });
+            }
+            _ => self.forward(frame),
+        }
+    }
+
     fn on_frame(&mut self, frame: Frame) -> Flow {
         if self.current.is_none() {
             let mut shared = self.state.lock();
             self.current = shared.pending.pop_front();
             shared.responding = self.current.is_some();
+            self.completions = 0;
         }
         let mode = self.current.map_or(Pending::Forward, |r| r.action);
         let tag = frame.tag;
@@ -135,6 +156,7 @@ impl<'a> UpstreamSide<'a> {
             (_, b'Z') => return self.on_ready(&frame, mode),
             (Pending::FailStatement { .. }, b'E') => self.on_failure(&frame),
             (Pending::Forward | Pending::HideRfq, b'E') => self.forward_error(&frame),
+            (Pending::Forward | Pending::HideRfq, b'C' | b's' | b'I') => self.forward_completion(&frame),
             (Pending::Forward | Pending::HideRfq, _) => self.forward(&frame),
             (Pending::Conflict(_), b'C') => {}
             (Pending::Conflict(_), b'E') => {

@@ -109,11 +109,11 @@ impl DsqlLocal {
             config,
         });
         ctx.roles.prepare_at_start(&ctx.config).await;
-        if let Err(error) = crate::upstream::install_row_cap(&ctx.config).await {
+        if let Err(error) = crate::upstream::emulation::install(&ctx.config).await {
             tracing::warn!(
                 %error,
-                "could not install the row-cap triggers upstream (they need a superuser): \
-                 DSQL's 3,000-row cap per transaction is not enforced"
+                "could not install DSQL's emulation upstream (it needs a superuser): the \
+                 3,000-row cap per transaction and asynchronous DDL do not work"
             );
         }
         let (shutdown, shutdown_rx) = watch::channel(false);

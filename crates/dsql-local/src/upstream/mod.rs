@@ -5,17 +5,17 @@
 //!   SCRAM-SHA-256, md5 or cleartext password, with `postgres-protocol`),
 //!   with the client's harmless startup parameters only;
 //! - [`require_auth`]: the methods the upstream may authenticate with;
-//! - [`row_cap`]: DSQL's 3,000-row cap per transaction, enforced by
-//!   PostgreSQL itself;
+//! - [`emulation`]: what PostgreSQL runs to answer like DSQL (the row cap,
+//!   asynchronous DDL's jobs);
 //! - [`roles`]: the unprivileged upstream role each DSQL role's sessions
 //!   run as, created by `dsql-local` on first use;
 //! - this module: the session it gives, its errors, and relaying cancel
 //!   requests.
 
 mod connect;
+pub(crate) mod emulation;
 mod require_auth;
 mod roles;
-mod row_cap;
 mod target;
 
 use std::io;
@@ -24,8 +24,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 pub(crate) use self::connect::{Password, connect};
+pub(crate) use self::emulation::session_settings;
 pub(crate) use self::roles::{RoleError, Roles};
-pub(crate) use self::row_cap::{install as install_row_cap, session_settings};
 pub(crate) use self::target::UpstreamTarget;
 use crate::protocol::{self, FrameReader, ProtocolError};
 

@@ -18,32 +18,18 @@
 
 use dsql_auth::limits::TRANSACTION_ROWS;
 
-use super::roles::{query, terminate};
-use super::{Password, connect};
-use crate::config::LocalConfig;
-use crate::dialect::Dialect;
-
 /// The transaction-local count (a custom setting, reset at transaction end).
 const COUNTER: &str = "dsql_local.rows_written";
 /// The session's cap; absent means no cap.
-const CAP: &str = "dsql_local.row_cap";
-/// Serializes installs across `dsql-local` processes on one database.
-const LOCK_KEY: i64 = 0x6473_716c_5f72_6f77; // "dsql_row"
+pub(super) const CAP: &str = "dsql_local.row_cap";
 
-/// What dsql-local sets in each upstream session it opens.
-pub(crate) fn session_settings(config: &LocalConfig) -> Vec<(&'static str, &'static str)> {
-    match config.dialect {
-        Dialect::Dsql => vec![(CAP, ROW_CAP)],
-        Dialect::Postgres => Vec::new(),
-    }
-}
-
-const ROW_CAP: &str = {
+/// The cap, as the setting's value.
+pub(super) const ROW_CAP: &str = {
     assert!(TRANSACTION_ROWS == 3_000);
     "3000"
 };
 
-fn install_sql() -> String {
+pub(super) fn install_sql() -> String {
     let message = crate::dialect::rules::ROW_LIMIT.message;
     let code = crate::dialect::rules::ROW_LIMIT.code;
     let marker = crate::dialect::REFUSAL_MARKER;
@@ -77,7 +63,8 @@ $fn$;
 CREATE OR REPLACE FUNCTION dsql_local.attach(rel regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
 BEGIN
-  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'dsql_local_rows_insert') THEN
+  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'dsql_local_rows_insert')
+     OR (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = rel) IN ('sys', 'dsql_local') THEN
     RETURN;
   END IF;
   EXECUTE format('CREATE TRIGGER dsql_local_rows_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.count_rows()', rel);
@@ -109,47 +96,9 @@ $do$;
 SELECT dsql_local.attach(c.oid::regclass)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND NOT c.relispartition
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dsql_local')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dsql_local', 'sys')
   AND n.nspname NOT LIKE 'pg\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'dsql_local_rows_insert');
 "#
     )
-}
-
-/// Installs the counting triggers (idempotent), as the upstream URL's user.
-pub(crate) async fn install(config: &LocalConfig) -> Result<(), String> {
-    if config.dialect != Dialect::Dsql {
-        return Ok(());
-    }
-    let user = config.upstream.user.as_str();
-    let mut admin = connect(
-        &config.upstream,
-        user,
-        Password::FromUrl,
-        config.database(),
-        &[],
-        &[],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let result = async {
-        query(
-            &mut admin,
-            &format!(
-                "SET search_path = pg_catalog; BEGIN ISOLATION LEVEL READ COMMITTED; \
-                 SELECT pg_catalog.pg_advisory_xact_lock({LOCK_KEY})"
-            ),
-        )
-        .await?;
-        match query(&mut admin, &install_sql()).await {
-            Ok(_) => query(&mut admin, "COMMIT").await.map(drop),
-            Err(e) => {
-                let _ = query(&mut admin, "ROLLBACK").await;
-                Err(e)
-            }
-        }
-    }
-    .await;
-    let _ = terminate(&mut admin).await;
-    result
 }

@@ -1,0 +1,67 @@
+//! What PostgreSQL itself runs so that dsql-local answers like DSQL where a
+//! proxy cannot: objects installed once per database (by the upstream URL's
+//! user, which must be a superuser for event triggers) and settings carried
+//! by each session.
+//!
+//! - [`row_cap`]: the 3,000-row cap per transaction;
+//! - [`jobs`]: `sys.jobs` and `sys.wait_for_job` for DSQL's asynchronous
+//!   DDL, and the statement a `CREATE INDEX ASYNC` becomes.
+
+pub(crate) mod jobs;
+mod row_cap;
+
+use super::roles::{query, terminate};
+use super::{Password, connect};
+use crate::config::LocalConfig;
+use crate::dialect::Dialect;
+
+/// Serializes installs across `dsql-local` processes on one database.
+const LOCK_KEY: i64 = 0x6473_716c_5f65_6d75; // "dsql_emu"
+
+/// What dsql-local sets in each upstream session it opens.
+pub(crate) fn session_settings(config: &LocalConfig) -> Vec<(&'static str, &'static str)> {
+    match config.dialect {
+        Dialect::Dsql => vec![(row_cap::CAP, row_cap::ROW_CAP)],
+        Dialect::Postgres => Vec::new(),
+    }
+}
+
+/// Installs what the DSQL dialect needs upstream (idempotent, under an
+/// advisory lock, in one transaction).
+pub(crate) async fn install(config: &LocalConfig) -> Result<(), String> {
+    if config.dialect != Dialect::Dsql {
+        return Ok(());
+    }
+    let user = config.upstream.user.as_str();
+    let mut admin = connect(
+        &config.upstream,
+        user,
+        Password::FromUrl,
+        config.database(),
+        &[],
+        &[],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let result = async {
+        query(
+            &mut admin,
+            &format!(
+                "SET search_path = pg_catalog; BEGIN ISOLATION LEVEL READ COMMITTED; \
+                 SELECT pg_catalog.pg_advisory_xact_lock({LOCK_KEY})"
+            ),
+        )
+        .await?;
+        let sql = format!("{}\n{}", jobs::install_sql(), row_cap::install_sql());
+        match query(&mut admin, &sql).await {
+            Ok(_) => query(&mut admin, "COMMIT").await.map(drop),
+            Err(e) => {
+                let _ = query(&mut admin, "ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    let _ = terminate(&mut admin).await;
+    result
+}
