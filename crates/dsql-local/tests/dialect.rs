@@ -322,3 +322,44 @@ async fn asynchronous_ddl_answers_with_a_job() {
     drop_table(&table).await;
     local.shutdown().await;
 }
+
+/// What a session says about itself, on every path a client reads it.
+#[tokio::test]
+async fn the_session_reports_dsqls_version_and_settings() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let row = client
+        .query_one(
+            "SELECT version(), current_setting('server_version'), current_setting('server_version_num'), \
+             current_setting('TimeZone')",
+            &[],
+        )
+        .await
+        .expect("settings");
+    assert_eq!(row.columns()[0].name(), "version");
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, String>(3)
+        ),
+        (
+            "PostgreSQL 16".to_owned(),
+            "16.15".to_owned(),
+            "160015".to_owned(),
+            "UTC".to_owned()
+        )
+    );
+    let show = client.simple_query("SHOW server_version").await.expect("show");
+    let value = show.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get("server_version").map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("16.15"));
+    assert_eq!(
+        code(client.batch_execute("SHOW lc_collate").await),
+        "42704 unrecognized configuration parameter \"lc_collate\""
+    );
+    local.shutdown().await;
+}

@@ -12,7 +12,8 @@
 use pg_query::protobuf::Token;
 
 use super::checks::check;
-use super::{Analysis, AsyncDdl, Statement};
+use super::{Analysis, AsyncDdl, Statement, surface};
+use crate::upstream::emulation::jobs;
 
 /// Reads `sql`.
 pub(super) fn analyze(sql: &str) -> Analysis {
@@ -43,17 +44,18 @@ pub(super) fn analyze(sql: &str) -> Analysis {
             let end = if len == 0 { text.len() } else { start + len };
             let is_async = asyncs.iter().any(|&(a, _)| a >= start && a < end);
             let (kind, refusal) = check(node, is_async);
-            let async_ddl = if is_async && refusal.is_none() {
-                async_ddl(node)
-            } else {
-                None
+            let segment = text.get(start..end).unwrap_or_default();
+            let (rewrite, tag) = match refusal {
+                Some(_) => (None, None),
+                None => rewrite(node, segment, start, is_async),
             };
             Some(Statement {
                 start,
                 end,
                 kind,
                 refusal,
-                async_ddl,
+                rewrite,
+                tag,
             })
         })
         .collect();
@@ -61,6 +63,84 @@ pub(super) fn analyze(sql: &str) -> Analysis {
         parsed: true,
         upstream_text: blanked,
         statements,
+    }
+}
+
+/// What to send upstream instead of a statement DSQL answers differently
+/// from PostgreSQL, and the tag DSQL gives it.
+fn rewrite(
+    node: &pg_query::NodeEnum,
+    segment: &str,
+    start: usize,
+    is_async: bool,
+) -> (Option<String>, Option<&'static str>) {
+    if is_async && let Some(job) = async_ddl(node) {
+        return (Some(jobs::statement(segment, &job)), Some(job.tag));
+    }
+    if let pg_query::NodeEnum::VariableShowStmt(show) = node
+        && let Some(value) = surface::setting(&show.name)
+    {
+        let column = show.name.to_ascii_lowercase();
+        return (
+            Some(format!("SELECT '{value}'::text AS \"{column}\"")),
+            Some("SHOW"),
+        );
+    }
+    let calls = surface_calls(node);
+    if calls.is_empty() {
+        return (None, None);
+    }
+    // `version()` becomes `sys.version()`: the column keeps its name.
+    let mut text = segment.to_owned();
+    for at in calls.into_iter().rev() {
+        if let Some(offset) = at.checked_sub(start).filter(|&o| text.is_char_boundary(o)) {
+            text.insert_str(offset, "sys.");
+        }
+    }
+    (Some(text), None)
+}
+
+/// Where the unqualified `version()` and `current_setting(…)` calls of a
+/// query start: they are answered by `sys.`'s versions, which say what DSQL
+/// says.
+fn surface_calls(node: &pg_query::NodeEnum) -> Vec<usize> {
+    use pg_query::NodeEnum as N;
+    if !matches!(
+        node,
+        N::SelectStmt(_) | N::InsertStmt(_) | N::UpdateStmt(_) | N::DeleteStmt(_) | N::ExplainStmt(_)
+    ) {
+        return Vec::new();
+    }
+    let Ok(tree) = serde_json::to_value(node) else {
+        return Vec::new();
+    };
+    let mut calls = Vec::new();
+    find_calls(&tree, &mut calls);
+    calls.sort_unstable();
+    calls
+}
+
+fn find_calls(value: &serde_json::Value, calls: &mut Vec<usize>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(call) = map.get("FuncCall") {
+                let names = call.get("funcname").and_then(|n| n.as_array());
+                let name = names
+                    .filter(|n| n.len() == 1)
+                    .and_then(|n| n[0].pointer("/node/String/sval"))
+                    .and_then(|n| n.as_str());
+                let args = call.get("args").and_then(|a| a.as_array()).map_or(0, Vec::len);
+                let location = call.get("location").and_then(serde_json::Value::as_u64);
+                if let (Some("version"), 0) | (Some("current_setting"), 1 | 2) = (name, args)
+                    && let Some(at) = location.and_then(|l| usize::try_from(l).ok())
+                {
+                    calls.push(at);
+                }
+            }
+            map.values().for_each(|child| find_calls(child, calls));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| find_calls(item, calls)),
+        _ => {}
     }
 }
 
@@ -153,23 +233,37 @@ mod tests {
     fn async_is_found_on_tokens_and_blanked() {
         let a = analyze("CREATE INDEX ASYNC ON t (c)");
         assert_eq!(a.upstream_text.as_deref(), Some("CREATE INDEX       ON t (c)"));
-        assert_eq!(
-            a.statements[0].async_ddl.as_ref().map(|d| d.tag),
-            Some("CREATE INDEX")
-        );
-        assert_eq!(
-            a.statements[0].async_ddl.as_ref().map(|d| d.table.as_str()),
-            Some("\"t\"")
+        assert_eq!(a.statements[0].tag, Some("CREATE INDEX"));
+        let rewrite = a.statements[0].rewrite.as_deref().unwrap_or_default();
+        assert!(
+            rewrite.contains("$INDEX_BUILD$") && rewrite.contains("$\"t\"$"),
+            "{rewrite}"
         );
         assert_eq!(a.statements[0].refusal, None);
         let a = analyze("create unique index async if not exists i on t (c); select 1");
-        assert!(a.statements[0].async_ddl.is_some() && a.statements[1].async_ddl.is_none());
+        assert!(a.statements[0].tag.is_some() && a.statements[1].tag.is_none());
         // A column named async is not the keyword.
         assert!(analyze("SELECT async FROM t").upstream_text.is_none());
         assert_eq!(
             refusal("CREATE INDEX i ON t (c)").as_deref(),
             Some("0A000 unsupported mode. please use CREATE INDEX ASYNC.")
         );
+    }
+
+    #[test]
+    fn dsqls_version_and_settings_are_asked_of_sys() {
+        let a = analyze("SELECT version(), current_setting('server_version'), pg_catalog.version()");
+        assert_eq!(
+            a.statements[0].rewrite.as_deref(),
+            Some("SELECT sys.version(), sys.current_setting('server_version'), pg_catalog.version()")
+        );
+        let a = analyze("SHOW server_version_num");
+        assert_eq!(a.statements[0].tag, Some("SHOW"));
+        assert_eq!(
+            a.statements[0].rewrite.as_deref(),
+            Some("SELECT '160015'::text AS \"server_version_num\"")
+        );
+        assert_eq!(analyze("SELECT 1").statements[0].rewrite, None);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! SQLSTATE and message, and DSQL's transaction rules (one DDL per
 //! transaction, no DDL with DML, no savepoints) hold.
 
+// Without the parser, only `Dialect::Postgres` runs: the rules are unused.
+#![cfg_attr(not(feature = "dialect"), allow(dead_code))]
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -60,6 +63,7 @@ mod analyze;
 #[cfg(feature = "dialect")]
 mod checks;
 pub(crate) mod rules;
+pub(crate) mod surface;
 mod transaction;
 #[cfg(feature = "dialect")]
 mod types;
@@ -105,14 +109,18 @@ pub(crate) struct Statement {
     pub(crate) refusal: Option<Refusal>,
     /// Where it ends (bytes, exclusive).
     pub(crate) end: usize,
-    /// DSQL's asynchronous DDL (it carried the `ASYNC` keyword), unless
-    /// refused.
-    pub(crate) async_ddl: Option<AsyncDdl>,
+    /// What to send upstream instead, so that DSQL's answer comes back
+    /// (asynchronous DDL, DSQL's version and settings).
+    pub(crate) rewrite: Option<String>,
+    /// The command tag DSQL answers it with, when it is not the
+    /// rewrite's.
+    pub(crate) tag: Option<&'static str>,
 }
 
 /// DSQL's asynchronous DDL: answered with a `job_id` row, tracked in
 /// `sys.jobs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "dialect"), allow(dead_code))]
 pub(crate) struct AsyncDdl {
     /// The command tag DSQL answers with.
     pub(crate) tag: &'static str,

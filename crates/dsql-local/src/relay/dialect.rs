@@ -21,7 +21,6 @@ use crate::server::ServerCtx;
 use super::client::ClientSide;
 use super::commit::{Prepared, is_commit};
 use super::tags::TagEdits;
-use crate::upstream::emulation::jobs;
 
 /// The `DETAIL` of the errors [`refusal_sql`] raises, to recognize them.
 pub(super) const REFUSAL_MARKER: &[u8] = crate::dialect::REFUSAL_MARKER.as_bytes();
@@ -117,12 +116,13 @@ impl ClientSide<'_> {
                 refused = true;
                 break;
             }
-            if let Some(job) = &statement.async_ddl {
+            if let Some(rewrite) = &statement.rewrite {
                 out.push_str(before);
-                let ddl = sent.get(statement.start..statement.end).unwrap_or_default();
-                out.push_str(&jobs::statement(ddl, job));
+                out.push_str(rewrite);
                 copied = statement.end;
-                tags.set(index, job.tag);
+            }
+            if let Some(tag) = statement.tag {
+                tags.set(index, tag);
             }
         }
         self.transaction_rules.end_implicit();
@@ -179,16 +179,13 @@ impl ClientSide<'_> {
             name,
             Prepared {
                 kind: statement.kind,
-                tag: statement.async_ddl.as_ref().map(|job| job.tag),
+                tag: statement.tag,
             },
         );
-        let replaced = match &statement.async_ddl {
-            Some(job) => Some(jobs::statement(
-                analysis.upstream_text.as_deref().unwrap_or(text),
-                job,
-            )),
-            None => analysis.upstream_text.clone(),
-        };
+        let replaced = statement
+            .rewrite
+            .clone()
+            .or_else(|| analysis.upstream_text.clone());
         let body = replaced.map(|replaced| {
             let mut body = Vec::with_capacity(body.len());
             body.extend_from_slice(name);

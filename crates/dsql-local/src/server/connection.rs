@@ -1,6 +1,8 @@
 //! One connection's life: admission (rate and connection limits), the
 //! handshake, the upstream session, then the relay until the session ends.
 
+use crate::dialect::Dialect;
+use crate::upstream::emulation;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -163,7 +165,12 @@ async fn serve(
 
     let mut greeting = Vec::with_capacity(upstream.greeting.len() + 9);
     protocol::put_auth_request(&mut greeting, 0);
-    greeting.extend_from_slice(&upstream.greeting);
+    match ctx.config.dialect {
+        Dialect::Dsql => {
+            greeting.extend_from_slice(&emulation::surface::rewrite_greeting(&upstream.greeting))
+        }
+        Dialect::Postgres => greeting.extend_from_slice(&upstream.greeting),
+    }
     let sent = async {
         client.tls.write_all(&greeting).await?;
         client.tls.flush().await
@@ -221,7 +228,7 @@ async fn open_upstream(
 ) -> Result<(UpstreamSession, String), RoleError> {
     let role = ctx.roles.resolve(&ctx.config, client_role).await?;
     let target = &ctx.config.upstream;
-    let settings = upstream::session_settings(&ctx.config);
+    let settings = upstream::session_settings(&ctx.config, params);
     match upstream::connect(target, &role.name, role.password, database, params, &settings).await {
         Ok(session) => Ok((session, role.name)),
         Err(UpstreamError::PasswordRequested { role: refused }) => {

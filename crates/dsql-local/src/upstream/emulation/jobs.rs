@@ -13,6 +13,7 @@ use crate::dialect::{AsyncDdl, REFUSAL_MARKER};
 
 /// What replaces an asynchronous DDL statement (`ddl`: its text without
 /// `ASYNC`).
+#[cfg_attr(not(feature = "dialect"), allow(dead_code))]
 pub(crate) fn statement(ddl: &str, job: &AsyncDdl) -> String {
     format!(
         "SELECT sys.dsql_local_run_async({}, {}, {}) AS job_id",
@@ -23,6 +24,7 @@ pub(crate) fn statement(ddl: &str, job: &AsyncDdl) -> String {
 }
 
 /// `text` as a dollar-quoted literal whose tag it does not contain.
+#[cfg_attr(not(feature = "dialect"), allow(dead_code))]
 fn literal(text: &str) -> String {
     let mut tag = String::from("dsql_local");
     while text.contains(&format!("${tag}$")) {

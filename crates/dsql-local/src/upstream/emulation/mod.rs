@@ -5,10 +5,12 @@
 //!
 //! - [`row_cap`]: the 3,000-row cap per transaction;
 //! - [`jobs`]: `sys.jobs` and `sys.wait_for_job` for DSQL's asynchronous
-//!   DDL, and the statement a `CREATE INDEX ASYNC` becomes.
+//!   DDL, and the statement a `CREATE INDEX ASYNC` becomes;
+//! - [`surface`]: the version and settings a session reports.
 
 pub(crate) mod jobs;
 mod row_cap;
+pub(crate) mod surface;
 
 use super::roles::{query, terminate};
 use super::{Password, connect};
@@ -18,10 +20,23 @@ use crate::dialect::Dialect;
 /// Serializes installs across `dsql-local` processes on one database.
 const LOCK_KEY: i64 = 0x6473_716c_5f65_6d75; // "dsql_emu"
 
-/// What dsql-local sets in each upstream session it opens.
-pub(crate) fn session_settings(config: &LocalConfig) -> Vec<(&'static str, &'static str)> {
+/// What dsql-local sets in each upstream session it opens, given the
+/// client's startup parameters (a client's own `TimeZone` wins).
+pub(crate) fn session_settings(
+    config: &LocalConfig,
+    client_params: &[(String, String)],
+) -> Vec<(&'static str, &'static str)> {
     match config.dialect {
-        Dialect::Dsql => vec![(row_cap::CAP, row_cap::ROW_CAP)],
+        Dialect::Dsql => {
+            let mut settings = vec![(row_cap::CAP, row_cap::ROW_CAP)];
+            if !client_params
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("timezone"))
+            {
+                settings.push(("TimeZone", crate::dialect::surface::TIME_ZONE));
+            }
+            settings
+        }
         Dialect::Postgres => Vec::new(),
     }
 }
@@ -52,7 +67,12 @@ pub(crate) async fn install(config: &LocalConfig) -> Result<(), String> {
             ),
         )
         .await?;
-        let sql = format!("{}\n{}", jobs::install_sql(), row_cap::install_sql());
+        let sql = format!(
+            "{}\n{}\n{}",
+            jobs::install_sql(),
+            surface::install_sql(),
+            row_cap::install_sql()
+        );
         match query(&mut admin, &sql).await {
             Ok(_) => query(&mut admin, "COMMIT").await.map(drop),
             Err(e) => {
