@@ -27,13 +27,16 @@ async fn main() -> Result<(), BoxError> {
 
     let table = format!("tower_stack_example_{}", std::process::id());
     let mut setup = stack.clone();
-    let create = format!(
-        "CREATE TABLE {table} (id int PRIMARY KEY, hits bigint NOT NULL); INSERT INTO {table} VALUES (1, 0)"
-    );
+    // DSQL runs a DDL statement in a transaction of its own: create, then seed.
+    let create = format!("CREATE TABLE {table} (id int PRIMARY KEY, hits bigint NOT NULL)");
+    let seed = format!("INSERT INTO {table} VALUES (1, 0)");
     setup
         .run(Operation::autocommit(move |client| {
-            let create = create.clone();
-            Box::pin(async move { client.batch_execute(&create).await })
+            let (create, seed) = (create.clone(), seed.clone());
+            Box::pin(async move {
+                client.batch_execute(&create).await?;
+                client.batch_execute(&seed).await
+            })
         }))
         .await?;
 

@@ -160,12 +160,14 @@ async fn pool_run_never_replays_an_autocommit_statement_that_landed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pools_classifier_decides_what_run_replays_but_not_what_is_safe() {
     let harness = Harness::start(|b| b, Duration::from_secs(900)).await;
-    // The application raises P0001 when it wants its transaction replayed.
-    let replay_p0001 = |error: &(dyn StdError + 'static)| {
+    // The application fails with 22012 (division by zero, which the default
+    // classifier calls fatal) when it wants its transaction replayed: DSQL
+    // has no plpgsql to `RAISE` an error of its own.
+    let replay_22012 = |error: &(dyn StdError + 'static)| {
         let mut next = Some(error);
         while let Some(error) = next {
             if let Some(db) = error.downcast_ref::<tokio_postgres::error::DbError>()
-                && db.code().code() == "P0001"
+                && db.code().code() == "22012"
             {
                 return ErrorClass::Conflict;
             }
@@ -178,8 +180,7 @@ async fn the_pools_classifier_decides_what_run_replays_but_not_what_is_safe() {
             let attempt = attempts.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 if attempt == 0 {
-                    tx.batch_execute("DO $$BEGIN RAISE EXCEPTION 'try again'; END$$")
-                        .await?;
+                    tx.batch_execute("SELECT 1/0").await?;
                 }
                 Ok::<_, tokio_postgres::Error>(attempt)
             })
@@ -196,7 +197,7 @@ async fn the_pools_classifier_decides_what_run_replays_but_not_what_is_safe() {
     plain.close().await;
 
     let custom = DsqlPool::builder(&harness.config)
-        .classifier(replay_p0001)
+        .classifier(replay_22012)
         .build(harness.tokens.clone())
         .unwrap();
     let attempts = Arc::new(AtomicUsize::new(0));

@@ -308,7 +308,7 @@ pub const OUT_OF_MEMORY: DsqlError = DsqlError {
     message: "out of memory",
     severity: Severity::Fatal,
     confirmed: false,
-    client_classes: &[ClientClass::new(None, class::RECONNECT)],
+    client_classes: &[ClientClass::new(None, class::FATAL)],
 };
 
 /// Every entry of the catalog, confirmed ones first.

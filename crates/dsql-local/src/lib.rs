@@ -86,17 +86,67 @@
 //! `dsqlctl local` (crate `dsqlctl`) runs this front end until Ctrl-C, with
 //! a flag for every limit and fault, and prints how to connect to it.
 //!
+//! # DSQL's SQL
+//! Under [`Dialect::Dsql`] (the default; `dsqlctl local --dialect postgres`
+//! or [`LocalConfigBuilder::dialect`] turn it off) statements are read with
+//! PostgreSQL's own grammar (`pg_query`, the `dialect` feature) and checked
+//! against a table of DSQL's rules, each stamped with the date it was
+//! observed on a real cluster, before PostgreSQL sees them:
+//! - what DSQL refuses is refused with DSQL's SQLSTATE and words, before
+//!   name resolution: `TRUNCATE`, temporary tables, `serial`, plain
+//!   `CREATE INDEX`, savepoints, `SET TRANSACTION`, isolation levels other
+//!   than repeatable read, `FOR SHARE`, unsupported column types, `ALTER
+//!   TABLE` forms, sequences without an allowed `CACHE`, and more;
+//! - one DDL statement per transaction, and no DDL with DML, over explicit
+//!   transactions and implicit ones (a multi-statement simple query, an
+//!   extended-protocol batch);
+//! - a refusal inside a transaction aborts it, upstream too (`25P02`
+//!   afterwards, `COMMIT` answered `ROLLBACK`); in autocommit it does not;
+//! - 3,000 rows written per transaction, at the statement that crosses it;
+//! - `CREATE INDEX ASYNC` and `ALTER TABLE ASYNC … VALIDATE CONSTRAINT`
+//!   answer a `job_id` row, listed in `sys.jobs`; `CALL
+//!   sys.wait_for_job(id)`;
+//! - `version()`, `server_version`, `server_version_num` and `TimeZone` as
+//!   DSQL reports them.
+//!
+//! Text that does not parse goes upstream untouched, so that PostgreSQL
+//! gives its own syntax error. Decisions are cached by statement text.
+//!
+//! ```text
+//! $ psql "…" -c 'CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t DEFAULT VALUES'
+//! ERROR:  type "serial" does not exist
+//! $ psql "…" -c 'CREATE TABLE t (id uuid PRIMARY KEY); CREATE INDEX ASYNC ON t (id)'
+//! ERROR:  multiple ddl statements not supported in a transaction
+//! ```
+//!
 //! # Differences from DSQL
-//! - PostgreSQL detects a write conflict at the second writer's statement
-//!   (which waits for the first writer's row lock and then fails with
-//!   `40001`), and lock cycles as deadlocks (`40P01`, also rewritten to
-//!   `OC000`); DSQL detects conflicts at `COMMIT`. Treat `40001` at any
-//!   statement as a conflict.
-//! - Only the errors listed in [`catalog`] with `confirmed: true` are known to
-//!   be DSQL's exact texts; the others are best guesses kept in that one table.
-//! - DSQL's other restrictions (no foreign keys, no `SERIAL`, DDL rules,
-//!   transaction size limits) are not emulated: the upstream PostgreSQL
-//!   accepts what it accepts.
+//! - **Conflicts.** DSQL's writers never wait and the loser fails at
+//!   `COMMIT`. PostgreSQL's writers take row locks: the second writer waits
+//!   for the first and then fails at its statement with `40001` (lock cycles
+//!   with `40P01`), both rewritten to DSQL's `OC000` conflict. A proxy cannot
+//!   invent the row counts or `RETURNING` rows of a statement that failed
+//!   upstream, so it cannot move that failure to `COMMIT`. With
+//!   [`LocalConfigBuilder::never_wait`] nothing waits: a statement that would
+//!   wait fails at once with the conflict (the first locker wins, not the
+//!   first committer). Treat `40001` at any statement as a conflict.
+//! - **Asynchronous DDL runs synchronously**: the index is built inside the
+//!   statement and its job is `completed` at once (DSQL's go through
+//!   `submitted` first), so `ADD CONSTRAINT … USING INDEX` right after never
+//!   fails with `55000 index … is not valid` here.
+//! - **Not enforced**: dropping a primary-key column (the statement does not
+//!   say which columns are in the key; PostgreSQL drops the key with it),
+//!   the 10 MiB and 300 s per-transaction limits at `COMMIT` (the
+//!   transaction timeout rolls back after 300 s instead), and `SELECT
+//!   sys.wait_for_job(…)`'s exact wording (PostgreSQL names the argument
+//!   type `unknown`, DSQL `text`).
+//! - **Where a refusal comes in the extended protocol**: a statement refused
+//!   at `Parse` fails its batch at the `Sync`, with the same messages a
+//!   client would get had PostgreSQL refused the `Parse` itself.
+//! - The row cap and asynchronous DDL need the upstream URL's user to be a
+//!   superuser (event triggers, the `sys` schema); without one they are off,
+//!   with a warning.
+//! - Only the errors listed in [`catalog`] with `confirmed: true`, and the
+//!   dialect's rules not marked assumed, are known to be DSQL's exact texts.
 #![forbid(unsafe_code)]
 
 pub mod catalog;

@@ -363,3 +363,45 @@ async fn the_session_reports_dsqls_version_and_settings() {
     );
     local.shutdown().await;
 }
+
+/// The never-wait mode: a writer that would wait for another's row lock
+/// fails at once with DSQL's conflict; without it, it waits.
+#[tokio::test]
+async fn never_wait_turns_a_lock_wait_into_a_conflict() {
+    let local = start(DsqlLocal::builder().never_wait(std::time::Duration::from_millis(50))).await;
+    let first = connect(&local, "admin").await.expect("connects");
+    let second = connect(&local, "admin").await.expect("connects");
+    let table = table_with_one_row(&first).await;
+    first.batch_execute("BEGIN").await.expect("begin");
+    first
+        .batch_execute(&format!("UPDATE {table} SET n = 1 WHERE id = 1"))
+        .await
+        .expect("first writer");
+    second.batch_execute("BEGIN").await.expect("begin");
+    let started = std::time::Instant::now();
+    let loser = code(
+        second
+            .batch_execute(&format!("UPDATE {table} SET n = 2 WHERE id = 1"))
+            .await,
+    );
+    assert_eq!(loser, "40001 change conflicts with another transaction (OC000)");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    second.batch_execute("ROLLBACK").await.expect("rollback");
+    first
+        .batch_execute("COMMIT")
+        .await
+        .expect("the first locker wins");
+    let n: i32 = direct()
+        .await
+        .query_one(&format!("SELECT n FROM {table}"), &[])
+        .await
+        .expect("n")
+        .get(0);
+    assert_eq!(n, 1);
+    drop_table(&table).await;
+    local.shutdown().await;
+}

@@ -8,13 +8,16 @@
 
 use std::net::SocketAddr;
 
-use dsql_local::{ConfigError, DsqlLocal, RefusalReason, StartError};
+use dsql_local::{ConfigError, Dialect, DsqlLocal, RefusalReason, StartError};
 use dsql_testkit::local::{connect, connect_with, db_error, pg_config, sign, start};
 use dsql_testkit::{direct, tls, unique};
 
+/// Under the PostgreSQL dialect, so that every statement below reaches the
+/// upstream's privilege checks (DSQL's dialect refuses some of them first,
+/// which would hide a privilege that is too wide).
 #[tokio::test]
 async fn admin_runs_as_an_unprivileged_admin_role() {
-    let local = start(DsqlLocal::builder()).await;
+    let local = start(DsqlLocal::builder().dialect(Dialect::Postgres)).await;
     let admin = connect(&local, "admin").await.expect("connects");
     let user: String = admin
         .query_one("SELECT current_user::text", &[])
@@ -26,16 +29,17 @@ async fn admin_runs_as_an_unprivileged_admin_role() {
     // What DSQL's admin can do.
     let table = unique("privileges");
     let schema = unique("schema");
-    admin
-        .batch_execute(&format!(
-            "CREATE TABLE {table} (id int PRIMARY KEY, v text); \
-             CREATE INDEX {table}_v ON {table} (v); \
-             CREATE VIEW {table}_view AS SELECT id FROM {table}; \
-             INSERT INTO {table} VALUES (1, 'one'); \
-             CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int); DROP SCHEMA {schema} CASCADE"
-        ))
-        .await
-        .expect("DDL and DML as admin");
+    for sql in [
+        format!("CREATE TABLE {table} (id int PRIMARY KEY, v text)"),
+        format!("CREATE INDEX {table}_v ON {table} (v)"),
+        format!("CREATE VIEW {table}_view AS SELECT id FROM {table}"),
+        format!("INSERT INTO {table} VALUES (1, 'one')"),
+        format!("CREATE SCHEMA {schema}"),
+        format!("CREATE TABLE {schema}.t (id int)"),
+        format!("DROP SCHEMA {schema} CASCADE"),
+    ] {
+        admin.batch_execute(&sql).await.expect(&sql);
+    }
     let v: String = admin
         .query_one(
             &format!("SELECT v FROM {table}_view JOIN {table} USING (id)"),
@@ -47,10 +51,12 @@ async fn admin_runs_as_an_unprivileged_admin_role() {
     assert_eq!(v, "one");
 
     // Nothing that reaches the database host or another role's power.
+    // (COPY FROM PROGRAM into admin's own table: no temporary table on DSQL.)
+    let copy_from_program = format!("COPY {table} (v) FROM PROGRAM 'id'");
     for sql in [
         "COPY (SELECT 1) TO PROGRAM 'true'",
         "COPY (SELECT 1) TO '/tmp/dsql-local-escalation'",
-        "CREATE TEMP TABLE escalation (t text); COPY escalation FROM PROGRAM 'id'",
+        copy_from_program.as_str(),
         "SELECT pg_read_file('/etc/passwd')",
         "SELECT pg_ls_dir('/')",
         "ALTER SYSTEM SET work_mem = '1MB'",
@@ -66,11 +72,7 @@ async fn admin_runs_as_an_unprivileged_admin_role() {
     ] {
         let error = admin.batch_execute(sql).await.expect_err(sql);
         let code = db_error(&error).code().code().to_owned();
-        assert!(
-            code == "42501" || code == "0A000",
-            "{sql}: {code} {:?}",
-            db_error(&error).message()
-        );
+        assert!(code == "42501", "{sql}: {code} {:?}", db_error(&error).message());
         let _ = admin.batch_execute("ROLLBACK").await;
     }
     let still: String = admin

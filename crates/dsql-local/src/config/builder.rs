@@ -46,6 +46,7 @@ pub struct LocalConfigBuilder {
     server_names: Vec<String>,
     bounds: Bounds,
     dialect: Dialect,
+    never_wait: Option<Duration>,
 }
 
 impl Default for LocalConfigBuilder {
@@ -72,6 +73,7 @@ impl Default for LocalConfigBuilder {
             server_names: Vec::new(),
             bounds: Bounds::default(),
             dialect: Dialect::default(),
+            never_wait: None,
         }
     }
 }
@@ -303,6 +305,19 @@ impl LocalConfigBuilder {
         self
     }
 
+    /// DSQL's writers never wait for each other: the loser fails at
+    /// `COMMIT`. PostgreSQL's writers take row locks and wait. With this
+    /// set, a statement that waits longer than `lock_wait` for a row lock
+    /// fails at once with DSQL's conflict (`40001 … (OC000)`): the first
+    /// locker wins rather than the first committer, but nothing blocks,
+    /// which is what DSQL's clients must be ready for. Off by default
+    /// (PostgreSQL's waiting, then its serialization failure at the
+    /// statement, rewritten to DSQL's conflict).
+    pub fn never_wait(mut self, lock_wait: Duration) -> Self {
+        self.never_wait = Some(lock_wait);
+        self
+    }
+
     /// Validates the settings.
     pub fn build(self) -> Result<LocalConfig, ConfigError> {
         let endpoint = match &self.endpoint_host {
@@ -413,6 +428,7 @@ impl LocalConfigBuilder {
             ca_dir: self.ca_dir,
             server_names: self.server_names,
             bounds: self.bounds,
+            never_wait: self.never_wait,
             dialect: self.dialect,
         })
     }

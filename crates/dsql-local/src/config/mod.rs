@@ -110,6 +110,9 @@ pub struct LocalConfig {
     pub(crate) server_names: Vec<String>,
     pub(crate) bounds: Bounds,
     pub(crate) dialect: Dialect,
+    /// Fail statements that wait this long for a row lock with DSQL's
+    /// conflict ([`LocalConfigBuilder::never_wait`]).
+    pub(crate) never_wait: Option<Duration>,
 }
 
 impl LocalConfig {
@@ -239,6 +242,7 @@ impl fmt::Debug for LocalConfig {
             .field("server_names", &self.server_names)
             .field("bounds", &self.bounds)
             .field("dialect", &self.dialect)
+            .field("never_wait", &self.never_wait)
             .finish_non_exhaustive()
     }
 }

@@ -260,6 +260,11 @@ impl<'a> UpstreamSide<'a> {
             .encode(&mut self.out);
     }
 
+    /// Whether an error with this body is a conflict to rewrite to DSQL's.
+    fn rewrites_conflict(&self, body: &[u8]) -> bool {
+        protocol::error_field(body, b'C') != Some(b"55P03") || self.ctx.config.never_wait.is_some()
+    }
+
     /// Forwards an `ErrorResponse`, rewriting conflicts to DSQL's form and
     /// refusals to DSQL's words alone.
     fn forward_error(&mut self, frame: &Frame) {
@@ -282,7 +287,10 @@ impl<'a> UpstreamSide<'a> {
             return;
         }
         match protocol::error_field(body, b'C') {
-            Some(b"40001" | b"40P01") => {
+            // `55P03` (lock_not_available) is a conflict only in the
+            // never-wait mode (its lock_timeout); elsewhere it is a
+            // `NOWAIT` the client asked for.
+            Some(b"40001" | b"40P01") | Some(b"55P03") if self.rewrites_conflict(body) => {
                 let original = protocol::error_field(body, b'M')
                     .map(|m| format!("PostgreSQL reported: {}", String::from_utf8_lossy(m)))
                     .unwrap_or_default();

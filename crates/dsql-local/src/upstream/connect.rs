@@ -54,7 +54,7 @@ pub(crate) async fn connect(
     password: Password,
     database: &str,
     client_params: &[(String, String)],
-    settings: &[(&str, &str)],
+    settings: &[(&str, String)],
 ) -> Result<UpstreamSession, UpstreamError> {
     let mut stream = TcpStream::connect(target.addr())
         .await
@@ -68,7 +68,7 @@ pub(crate) async fn connect(
                 .filter(|(n, _)| forwarded(n))
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         )
-        .chain(settings.iter().copied())
+        .chain(settings.iter().map(|(n, v)| (*n, v.as_str())))
         .chain([("default_transaction_isolation", ISOLATION)]);
     stream
         .write_all(&protocol::startup_message(params))

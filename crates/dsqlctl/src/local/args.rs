@@ -65,6 +65,11 @@ pub(crate) struct LocalArgs {
     /// every statement through.
     #[arg(long, value_name = "DIALECT", default_value = "dsql")]
     dialect: dsql_local::Dialect,
+    /// Writers never wait, as on DSQL: a statement that would wait this
+    /// long for another transaction's row lock fails with 40001 (OC000)
+    /// [default: PostgreSQL's waiting].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_positive)]
+    never_wait: Option<Duration>,
     /// Session lifetime, then the server closes the session [default: 60m].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_positive)]
     session_lifetime: Option<Duration>,
@@ -193,6 +198,9 @@ impl LocalArgs {
             .listen(self.listen)
             .upstream(&self.upstream)
             .dialect(self.dialect);
+        if let Some(wait) = self.never_wait {
+            builder = builder.never_wait(wait);
+        }
         if let Some(host) = &self.endpoint_host {
             builder = builder.endpoint_host(host);
         }

@@ -25,20 +25,22 @@ const LOCK_KEY: i64 = 0x6473_716c_5f65_6d75; // "dsql_emu"
 pub(crate) fn session_settings(
     config: &LocalConfig,
     client_params: &[(String, String)],
-) -> Vec<(&'static str, &'static str)> {
-    match config.dialect {
-        Dialect::Dsql => {
-            let mut settings = vec![(row_cap::CAP, row_cap::ROW_CAP)];
-            if !client_params
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("timezone"))
-            {
-                settings.push(("TimeZone", crate::dialect::surface::TIME_ZONE));
-            }
-            settings
+) -> Vec<(&'static str, String)> {
+    let mut settings = Vec::new();
+    if config.dialect == Dialect::Dsql {
+        settings.push((row_cap::CAP, row_cap::ROW_CAP.to_owned()));
+        if !client_params
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("timezone"))
+        {
+            settings.push(("TimeZone", crate::dialect::surface::TIME_ZONE.to_owned()));
         }
-        Dialect::Postgres => Vec::new(),
     }
+    if let Some(wait) = config.never_wait {
+        // Milliseconds, at least 1 (0 would mean wait forever).
+        settings.push(("lock_timeout", wait.as_millis().max(1).to_string()));
+    }
+    settings
 }
 
 /// Installs what the DSQL dialect needs upstream (idempotent, under an
