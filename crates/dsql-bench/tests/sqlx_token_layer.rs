@@ -241,3 +241,35 @@ async fn a_refused_token_is_invalidated_and_a_fresh_one_signed() {
     assert_eq!(stats.sessions_opened, 2, "{stats:?}");
     local.shutdown().await;
 }
+
+/// A second driver sees DSQL's refusals as tokio-postgres does: sqlx's
+/// extended protocol (a statement refused at `Parse`) and its simple one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_gets_dsqls_refusals() {
+    let (local, options, tokens, _) = setup().await;
+    let mut connect = TokenLayer::new(tokens).layer(sqlx_connector());
+    let mut connection = connect_once(&mut connect, &options).await.unwrap();
+    let refused = sqlx::query("TRUNCATE sqlx_no_such_table")
+        .execute(&mut connection)
+        .await
+        .expect_err("refused");
+    let sqlx::Error::Database(db) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(db.code().as_deref(), Some("0A000"));
+    assert_eq!(db.message(), "unsupported statement: Truncate");
+    // The session goes on, in both protocols.
+    assert_eq!(select_1(&mut connection).await, 1);
+    let refused = sqlx::raw_sql("BEGIN; SAVEPOINT a")
+        .execute(&mut connection)
+        .await
+        .expect_err("refused");
+    let sqlx::Error::Database(db) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(db.message(), "unsupported transaction statement: SAVEPOINT");
+    sqlx::raw_sql("ROLLBACK").execute(&mut connection).await.unwrap();
+    assert_eq!(select_1(&mut connection).await, 1);
+    connection.close().await.unwrap();
+    local.shutdown().await;
+}

@@ -116,7 +116,10 @@
 //! $ psql "…" -c 'CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t DEFAULT VALUES'
 //! ERROR:  type "serial" does not exist
 //! $ psql "…" -c 'CREATE TABLE t (id uuid PRIMARY KEY); CREATE INDEX ASYNC ON t (id)'
+//! CREATE TABLE
 //! ERROR:  multiple ddl statements not supported in a transaction
+//! $ psql "…" -c '\d t'
+//! Did not find any relation named "t".
 //! ```
 //!
 //! # Differences from DSQL
