@@ -405,3 +405,22 @@ async fn never_wait_turns_a_lock_wait_into_a_conflict() {
     drop_table(&table).await;
     local.shutdown().await;
 }
+
+/// A statement refused at `Parse` in a transaction that is already aborted
+/// gets `25P02`, as PostgreSQL answers anything there, and the session's
+/// replies stay in step (one `ReadyForQuery` per `Sync`).
+#[tokio::test]
+async fn a_refusal_in_an_aborted_transaction_keeps_the_replies_in_step() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    client.batch_execute("BEGIN").await.expect("begin");
+    assert!(code(client.batch_execute("SELECT 1/0").await).starts_with("22012"));
+    let refused = code(client.prepare("CREATE EXTENSION no_such_extension").await);
+    assert!(refused.starts_with("25P02"), "{refused}");
+    let again = code(client.query("SELECT 1", &[]).await);
+    assert!(again.starts_with("25P02"), "{again}");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    let one: i32 = client.query_one("SELECT 1", &[]).await.expect("in step").get(0);
+    assert_eq!(one, 1);
+    local.shutdown().await;
+}

@@ -31,7 +31,13 @@ pub(super) fn analyze(sql: &str) -> Analysis {
     };
     let text = blanked.as_deref().unwrap_or(sql);
     let Ok(parsed) = pg_query::parse(text, pg_query::ParserOptions::DEFAULT) else {
-        return Analysis::unparsed();
+        // PostgreSQL's syntax error, but on the text without DSQL's
+        // keyword, as DSQL's grammar has it (`CREATE INDEX ASYNC s.i …`
+        // fails at the `.`).
+        return Analysis {
+            upstream_text: blanked,
+            ..Analysis::unparsed()
+        };
     };
     let statements = parsed
         .protobuf
@@ -275,6 +281,16 @@ mod tests {
         assert_eq!(kinds("SELECT * FROM t"), [Kind::Dml]);
         assert_eq!(kinds("COMMIT AND CHAIN; ROLLBACK"), [Kind::Chain, Kind::Rollback]);
         assert!(!analyze("SELEC 1").parsed);
+        let a = analyze("CREATE INDEX ASYNC public.i ON t (c)");
+        assert!(!a.parsed);
+        assert_eq!(
+            a.upstream_text.as_deref(),
+            Some("CREATE INDEX       public.i ON t (c)")
+        );
+        assert_eq!(
+            refusal("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").as_deref(),
+            Some("0A000 Unsupported isolation level: SERIALIZABLE")
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub(super) fn check(node: &NodeEnum, is_async: bool) -> (Kind, Option<Refusal>) 
         N::TransactionStmt(t) => transaction(t),
         N::VariableSetStmt(set) => {
             let refusal = match set.name.as_str() {
-                "TRANSACTION" | "SESSION CHARACTERISTICS" => rules::SET_TRANSACTION.refuse(),
+                // An isolation level DSQL lacks is named first.
+                "TRANSACTION" | "SESSION CHARACTERISTICS" => {
+                    isolation(&set.args).or_else(|| rules::SET_TRANSACTION.refuse())
+                }
                 "default_transaction_isolation" => rules::SET_DEFAULT_ISOLATION.refuse(),
                 _ => None,
             };

@@ -42,6 +42,9 @@ pub(super) struct ClientSide<'a> {
     pub(super) batch_tags: TagEdits,
     /// `Execute`s in the current batch.
     pub(super) batch_executes: u32,
+    /// `Parse`s and `Bind`s of the client's forwarded in the current batch.
+    pub(super) batch_parses: u32,
+    pub(super) batch_binds: u32,
     /// How many `CopyDone` and `CopyFail` the client sent.
     copy_ends: u64,
     /// [`copy_ends`](Self::copy_ends) at the first `Execute` of the batch.
@@ -65,6 +68,8 @@ impl<'a> ClientSide<'a> {
             query_tags: TagEdits::default(),
             batch_tags: TagEdits::default(),
             batch_executes: 0,
+            batch_parses: 0,
+            batch_binds: 0,
             copy_ends: 0,
             batch_copy_start: None,
         }
@@ -112,8 +117,10 @@ impl<'a> ClientSide<'a> {
     }
 
     /// Queues the reply to the client's `Sync`.
-    fn push_sync(&mut self, action: Pending) {
+    pub(super) fn push_sync(&mut self, action: Pending) {
         self.batch_executes = 0;
+        self.batch_parses = 0;
+        self.batch_binds = 0;
         let request = Request {
             action,
             sync: true,
@@ -186,8 +193,12 @@ impl<'a> ClientSide<'a> {
             b'P' => {
                 self.batch_open = true;
                 match self.plan_parse(&frame) {
-                    ParsePlan::Forward { body: None, .. } => self.forward(&frame),
+                    ParsePlan::Forward { body: None, .. } => {
+                        self.batch_parses += 1;
+                        self.forward(&frame);
+                    }
                     ParsePlan::Forward { body: Some(body), .. } => {
+                        self.batch_parses += 1;
                         protocol::put_message(&mut self.out, b'P', |out| out.extend_from_slice(&body));
                     }
                     ParsePlan::Refuse { sql } => self.refuse_batch(sql),
@@ -196,6 +207,7 @@ impl<'a> ClientSide<'a> {
             b'B' => {
                 self.batch_open = true;
                 self.statements.bind(self.reader.body(&frame));
+                self.batch_binds += 1;
                 self.forward(&frame);
             }
             b'E' => {

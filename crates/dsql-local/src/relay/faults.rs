@@ -138,7 +138,7 @@ impl ClientSide<'_> {
             Action::Fail => {
                 tracing::debug!("fault: statement failed with OC000");
                 protocol::put_query(&mut self.out, &fail_sql());
-                self.push(Pending::FailStatement { sync_follows: false });
+                self.push(Pending::FailStatement);
             }
         }
         Flow::Continue
@@ -181,14 +181,31 @@ impl ClientSide<'_> {
     }
 
     /// Ends a batch whose `Execute` failed (or that a refusal ends): `sql`
-    /// ([`fail_sql`], a refusal) runs in the batch's transaction, so that
-    /// the batch fails as a whole, as it would have in PostgreSQL. The
-    /// client's `Sync` follows, in case an earlier message of the batch
-    /// failed already: PostgreSQL then skips the query and answers only the
-    /// `Sync`.
+    /// ([`fail_sql`], a refusal) runs as one more statement of the batch
+    /// (unnamed `Parse`, `Bind`, `Execute`), so that the batch fails as a
+    /// whole, as it would have in PostgreSQL: if an earlier message failed
+    /// already, PostgreSQL skips it as the rest; either way the client's
+    /// `Sync` gets the one `ReadyForQuery`.
     pub(super) fn fail_batch(&mut self, sync: &Frame, sql: &str) {
-        protocol::put_query(&mut self.out, sql);
+        protocol::put_message(&mut self.out, b'P', |out| {
+            protocol::put_cstr(out, b"");
+            protocol::put_cstr(out, sql.as_bytes());
+            out.extend_from_slice(&0_u16.to_be_bytes());
+        });
+        protocol::put_message(&mut self.out, b'B', |out| {
+            protocol::put_cstr(out, b"");
+            protocol::put_cstr(out, b"");
+            out.extend_from_slice(&[0; 6]);
+        });
+        protocol::put_message(&mut self.out, b'E', |out| {
+            protocol::put_cstr(out, b"");
+            out.extend_from_slice(&0_u32.to_be_bytes());
+        });
         self.forward(sync);
-        self.push(Pending::FailStatement { sync_follows: true });
+        let action = Pending::FailBatch {
+            parses: self.batch_parses,
+            binds: self.batch_binds,
+        };
+        self.push_sync(action);
     }
 }

@@ -141,9 +141,15 @@ enum Pending {
     DropSession(DropCause),
     /// It answers the statement that replaced a failed one
     /// ([`Faults::fail_statement`](crate::Faults::fail_statement)): send
-    /// DSQL's conflict instead of its error. `sync_follows`: a `Sync` was sent
-    /// after it (extended protocol), whose extra `ReadyForQuery` is hidden.
-    FailStatement { sync_follows: bool },
+    /// DSQL's conflict instead of its error.
+    FailStatement,
+    /// It answers an extended-protocol batch that the relay failed with a
+    /// statement of its own (`Parse`/`Bind`/`Execute` before the client's
+    /// `Sync`): as [`FailStatement`](Self::FailStatement), and the
+    /// `ParseComplete`s and `BindComplete`s past the client's own (`parses`,
+    /// `binds`: those its forwarded messages may get) are the relay's,
+    /// dropped.
+    FailBatch { parses: u32, binds: u32 },
 }
 
 /// A request that ends in a `ReadyForQuery` (unless PostgreSQL ignores it).

@@ -29,9 +29,10 @@ pub(super) struct UpstreamSide<'a> {
     copy_in: bool,
     /// An error was relayed in the current [`Pending::Conflict`] reply.
     saw_error: bool,
-    /// The error raised for a failed statement was seen in the current
-    /// [`Pending::FailStatement`] reply.
-    saw_failure: bool,
+    /// `ParseComplete`s and `BindComplete`s seen in the current
+    /// [`Pending::FailBatch`] reply.
+    parse_completes: u32,
+    bind_completes: u32,
     /// Completions (`CommandComplete`, `PortalSuspended`,
     /// `EmptyQueryResponse`) seen in the current reply, for its tag edits.
     completions: u32,
@@ -57,7 +58,8 @@ impl<'a> UpstreamSide<'a> {
             current: None,
             copy_in: false,
             saw_error: false,
-            saw_failure: false,
+            parse_completes: 0,
+            bind_completes: 0,
             completions: 0,
         }
     }
@@ -139,6 +141,8 @@ impl<'a> UpstreamSide<'a> {
             self.current = shared.pending.pop_front();
             shared.responding = self.current.is_some();
             self.completions = 0;
+            self.parse_completes = 0;
+            self.bind_completes = 0;
         }
         let mode = self.current.map_or(Pending::Forward, |r| r.action);
         let tag = frame.tag;
@@ -146,15 +150,22 @@ impl<'a> UpstreamSide<'a> {
             self.copy_in = true;
         }
         match (mode, tag) {
-            // The failed query's own `ReadyForQuery`; the `Sync`'s follows.
-            (Pending::FailStatement { sync_follows: true }, b'Z') if self.saw_failure => {
-                self.saw_failure = false;
-                if let Some(current) = &mut self.current {
-                    current.action = Pending::FailStatement { sync_follows: false };
+            (_, b'Z') => return self.on_ready(&frame, mode),
+            (Pending::FailStatement | Pending::FailBatch { .. }, b'E') => self.on_failure(&frame),
+            // The relay's own `Parse` and `Bind`, past the client's.
+            (Pending::FailBatch { parses, .. }, b'1') => {
+                self.parse_completes += 1;
+                if self.parse_completes <= parses {
+                    self.forward(&frame);
                 }
             }
-            (_, b'Z') => return self.on_ready(&frame, mode),
-            (Pending::FailStatement { .. }, b'E') => self.on_failure(&frame),
+            (Pending::FailBatch { binds, .. }, b'2') => {
+                self.bind_completes += 1;
+                if self.bind_completes <= binds {
+                    self.forward(&frame);
+                }
+            }
+            (Pending::FailBatch { .. }, b'C' | b's' | b'I') => self.forward_completion(&frame),
             (Pending::Forward | Pending::HideRfq, b'E') => self.forward_error(&frame),
             (Pending::Forward | Pending::HideRfq, b'C' | b's' | b'I') => self.forward_completion(&frame),
             (Pending::Forward | Pending::HideRfq, _) => self.forward(&frame),
@@ -163,7 +174,9 @@ impl<'a> UpstreamSide<'a> {
                 self.saw_error = true;
                 self.forward_error(&frame);
             }
-            (Pending::Conflict(_) | Pending::FailStatement { .. }, _) => self.forward(&frame),
+            (Pending::Conflict(_) | Pending::FailStatement | Pending::FailBatch { .. }, _) => {
+                self.forward(&frame);
+            }
             (Pending::Swallow, b'A' | b'S') => self.forward(&frame),
             // The statement completes only once the client sent its data.
             (Pending::DropSession(_), b'G' | b'W') => self.forward(&frame),
@@ -205,10 +218,7 @@ impl<'a> UpstreamSide<'a> {
                 }
                 self.forward(frame);
             }
-            Pending::FailStatement { .. } => {
-                self.saw_failure = false;
-                self.forward(frame);
-            }
+            Pending::FailStatement | Pending::FailBatch { .. } => self.forward(frame),
             Pending::DropSession(cause) => {
                 if cause == DropCause::Statement {
                     bump(&self.ctx.stats.counters.statement_drops);
@@ -241,11 +251,9 @@ impl<'a> UpstreamSide<'a> {
         let raised = protocol::error_field(body, b'C') == Some(catalog::CHANGE_CONFLICT.code.as_bytes())
             && protocol::error_field(body, b'D') == Some(FAIL_MARKER);
         if raised {
-            self.saw_failure = true;
             bump(&self.ctx.stats.counters.statements_failed);
             ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT).encode(&mut self.out);
         } else {
-            self.saw_failure |= protocol::error_field(body, b'D') == Some(REFUSAL_MARKER);
             self.forward_error(frame);
         }
     }
