@@ -2,11 +2,12 @@
 //! and queues a [`Request`] for every request that ends in a `ReadyForQuery`
 //! (see the module docs of [`relay`](super) for the `Sync`s that do not).
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::sleep;
 
 use super::commit::StatementTracker;
 use super::dialect::{ParsePlan, QueryPlan};
+use super::outbox::Outbox;
 use super::tags::TagEdits;
 use super::{ConflictKind, Flow, Pending, Request, SessionEnd, State, sleep_until_opt};
 use crate::dialect::{Kind, TransactionRules};
@@ -19,7 +20,7 @@ pub(super) struct ClientSide<'a> {
     pub(super) state: &'a State,
     pub(super) reader: FrameReader,
     /// Bytes to write upstream at the end of this batch.
-    pub(super) out: Vec<u8>,
+    pub(super) out: Outbox,
     /// Inside an extended-protocol batch (since the last `Sync`).
     pub(super) batch_open: bool,
     /// Drop client messages until `Sync` (an injected conflict or failure
@@ -57,7 +58,7 @@ impl<'a> ClientSide<'a> {
             ctx,
             state,
             reader: FrameReader::budgeted(ctx.config.bounds.max_message_size, ctx.memory.clone()),
-            out: Vec::with_capacity(16 * 1024),
+            out: Outbox::new(),
             batch_open: false,
             discard_until_sync: false,
             conflict_at_sync: None,
@@ -160,7 +161,7 @@ impl<'a> ClientSide<'a> {
             }
         }
         if !self.out.is_empty() {
-            if let Err(e) = upstream.write_all(&self.out).await {
+            if let Err(e) = self.out.write_to(&self.reader, upstream).await {
                 return Some(end.unwrap_or_else(|| SessionEnd::Failed(format!("upstream write: {e}"))));
             }
             self.ctx
@@ -174,7 +175,7 @@ impl<'a> ClientSide<'a> {
     }
 
     pub(super) fn forward(&mut self, frame: &Frame) {
-        self.out.extend_from_slice(self.reader.bytes(frame));
+        self.out.frame(&self.reader, frame);
     }
 
     fn on_frame(&mut self, frame: Frame) -> Flow {

@@ -70,6 +70,7 @@ mod client;
 mod commit;
 mod dialect;
 mod faults;
+mod outbox;
 mod tags;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::dialect::REFUSAL_MARKER;
 use super::faults::FAIL_MARKER;
+use super::outbox::Outbox;
 use super::{ConflictKind, DropCause, Flow, Pending, Request, SessionEnd, State};
 use crate::catalog::{self, Severity};
 use crate::protocol::{self, ErrorResponse, Frame, FrameReader};
@@ -22,7 +23,7 @@ pub(super) struct UpstreamSide<'a> {
     ctx: &'a ServerCtx,
     state: &'a State,
     reader: FrameReader,
-    out: Vec<u8>,
+    out: Outbox,
     /// The request whose reply is being relayed.
     current: Option<Request>,
     /// The backend entered copy-in (or copy-both) mode in the current reply.
@@ -54,7 +55,7 @@ impl<'a> UpstreamSide<'a> {
             ctx,
             state,
             reader,
-            out: Vec::with_capacity(16 * 1024),
+            out: Outbox::new(),
             current: None,
             copy_in: false,
             saw_error: false,
@@ -87,7 +88,7 @@ impl<'a> UpstreamSide<'a> {
             }
             if !self.out.is_empty() {
                 let written = async {
-                    client.write_all(&self.out).await?;
+                    self.out.write_to(&self.reader, client).await?;
                     client.flush().await
                 };
                 if let Err(e) = written.await {
@@ -116,7 +117,7 @@ impl<'a> UpstreamSide<'a> {
     }
 
     fn forward(&mut self, frame: &Frame) {
-        self.out.extend_from_slice(self.reader.bytes(frame));
+        self.out.frame(&self.reader, frame);
     }
 
     /// Forwards a statement's completion, with the tag DSQL gives it.
