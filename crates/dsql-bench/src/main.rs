@@ -1,16 +1,20 @@
 //! `dsql-bench`: the pools users pick today against `dsql-bb8`, every client
 //! through a `dsql-local` front end (TLS, IAM tokens) running in its own
-//! process, in the same run; and the chaos soak.
+//! process, in the same run; the chaos soak; and dsql-local's peak memory
+//! under a flood of hostile input.
 //!
 //! ```text
 //! cargo run --release -p dsql-bench -- pools                  # every scenario, 1/8/32/128 tasks
 //! cargo run --release -p dsql-bench -- pools --runs 3 --json results.json
 //! cargo run --release -p dsql-bench -- pools --quick          # under two minutes
 //! cargo run --release -p dsql-bench -- soak --minutes 5       # faults under load, then invariants
+//! cargo run --release -p dsql-bench -- flood                  # dsql-local's peak memory under hostile input
+//! cargo run --release -p dsql-bench -- flood --max-buffered-bytes 134217728 --json flood.json
 //! ```
 #![forbid(unsafe_code)]
 
 mod clients;
+mod flood;
 mod measure;
 mod report;
 mod scenario;
@@ -27,7 +31,8 @@ use dsql_tower::BoxError;
 use crate::scenario::{Scenario, Timing};
 
 /// Benchmarks of dsql-rs against bb8-postgres, deadpool-postgres and the
-/// official sqlx connector, and a chaos soak.
+/// official sqlx connector, a chaos soak, and dsql-local's memory under a
+/// flood of hostile input.
 #[derive(Debug, Parser)]
 #[command(name = "dsql-bench", version, about)]
 struct Cli {
@@ -42,6 +47,10 @@ enum Command {
     /// Faults under load for a while, then checks in PostgreSQL that
     /// nothing was lost or applied twice.
     Soak(soak::SoakArgs),
+    /// The peak resident memory of a dsql-local child, idle and under a
+    /// flood of oversized frames, large partial messages and half-open
+    /// handshakes, against the bound its configuration implies.
+    Flood(flood::FloodArgs),
     /// Runs a dsql-local front end and prints how to reach it (used by the
     /// other commands, which start it in a child process).
     #[command(hide = true)]
@@ -122,6 +131,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Pools(args) => pools(args).await,
             Command::Soak(args) => soak::run(args).await,
+            Command::Flood(args) => flood::run(args).await,
             Command::ServeLocal(args) => server::serve(args).await,
         }
     });

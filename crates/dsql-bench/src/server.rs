@@ -1,6 +1,7 @@
 //! dsql-local in a child process, so that the front end does not share the
 //! benchmark's runtime or scheduler.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -28,6 +29,69 @@ pub(crate) struct ServeArgs {
     /// Drops every session every this many milliseconds.
     #[arg(long)]
     drop_all_every_ms: Option<u64>,
+    /// Largest startup packet, bytes (default: dsql-local's, 10,000).
+    #[arg(long)]
+    max_startup_packet: Option<usize>,
+    /// Largest client message, bytes (default: dsql-local's, 64 MiB).
+    #[arg(long)]
+    max_message_size: Option<usize>,
+    /// Bytes all sessions' message buffers may hold together (default:
+    /// dsql-local's, 512 MiB).
+    #[arg(long)]
+    max_buffered_bytes: Option<usize>,
+    /// Connections in their handshake at once (default: dsql-local's, 256).
+    #[arg(long)]
+    max_pending_handshakes: Option<usize>,
+    /// Open connections (default: dsql-local's, 10,000).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Time a client has to finish its handshake, milliseconds (default:
+    /// dsql-local's, 30 s).
+    #[arg(long)]
+    handshake_timeout_ms: Option<u64>,
+    /// No connection-rate limit (default: dsql-local's, 100/s, burst 1,000).
+    #[arg(long)]
+    no_connection_rate_limit: bool,
+}
+
+/// Bounds and limits a command wants its dsql-local child to run with
+/// (`None`: dsql-local's default). The child reports the values it runs
+/// with; see [`LocalProcess::setting`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ServerLimits {
+    pub(crate) max_startup_packet: Option<usize>,
+    pub(crate) max_message_size: Option<usize>,
+    pub(crate) max_buffered_bytes: Option<usize>,
+    pub(crate) max_pending_handshakes: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) handshake_timeout: Option<Duration>,
+    pub(crate) no_connection_rate_limit: bool,
+}
+
+impl ServerLimits {
+    /// The `serve-local` arguments that set these limits.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let sizes = [
+            ("max-startup-packet", self.max_startup_packet),
+            ("max-message-size", self.max_message_size),
+            ("max-buffered-bytes", self.max_buffered_bytes),
+            ("max-pending-handshakes", self.max_pending_handshakes),
+            ("max-connections", self.max_connections),
+        ];
+        for (name, value) in sizes {
+            if let Some(value) = value {
+                args.push(format!("--{name}={value}"));
+            }
+        }
+        if let Some(timeout) = self.handshake_timeout {
+            args.push(format!("--handshake-timeout-ms={}", timeout.as_millis()));
+        }
+        if self.no_connection_rate_limit {
+            args.push("--no-connection-rate-limit".to_owned());
+        }
+        args
+    }
 }
 
 /// How a scenario wants its dsql-local child.
@@ -45,7 +109,53 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     if let Some(ms) = args.session_lifetime_ms {
         builder = builder.session_lifetime(Duration::from_millis(ms));
     }
-    let local = builder.start().await?;
+    if let Some(bytes) = args.max_startup_packet {
+        builder = builder.max_startup_packet(bytes);
+    }
+    if let Some(bytes) = args.max_message_size {
+        builder = builder.max_message_size(bytes);
+    }
+    if let Some(bytes) = args.max_buffered_bytes {
+        builder = builder.max_buffered_bytes(bytes);
+    }
+    if let Some(n) = args.max_pending_handshakes {
+        builder = builder.max_pending_handshakes(n);
+    }
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
+    if let Some(ms) = args.handshake_timeout_ms {
+        builder = builder.handshake_timeout(Duration::from_millis(ms));
+    }
+    if args.no_connection_rate_limit {
+        builder = builder.no_connection_rate_limit();
+    }
+    let config = builder.build()?;
+    // The values the front end really runs with (defaults included), so that
+    // the parent computes from them rather than from its own idea of them.
+    let bounds = config.bounds();
+    let settings = [
+        ("max_startup_packet", bounds.max_startup_packet.to_string()),
+        ("max_message_size", bounds.max_message_size.to_string()),
+        ("max_buffered_bytes", bounds.max_buffered_bytes.to_string()),
+        (
+            "max_pending_handshakes",
+            bounds.max_pending_handshakes.to_string(),
+        ),
+        ("max_connections", config.max_connections().to_string()),
+        (
+            "handshake_timeout_ms",
+            config.handshake_timeout().as_millis().to_string(),
+        ),
+        (
+            "connection_rate",
+            config.connection_rate().map_or_else(
+                || "none".to_owned(),
+                |r| format!("{}/s burst {}", r.per_second, r.burst),
+            ),
+        ),
+    ];
+    let local = dsql_local::DsqlLocal::start(config).await?;
     if let Some(ms) = args.drop_all_every_ms {
         let faults = local.faults();
         tokio::spawn(async move {
@@ -63,6 +173,9 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     println!("ca={}", local.ca_path().display());
     println!("access_key_id={}", key.access_key_id());
     println!("secret_access_key={}", key.secret_access_key());
+    for (name, value) in settings {
+        println!("setting.{name}={value}");
+    }
     println!("ready");
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = stdin.next_line().await {
@@ -136,12 +249,24 @@ pub(crate) struct LocalProcess {
     ca: PathBuf,
     access_key_id: String,
     secret_access_key: String,
+    /// `setting.<name>=<value>` lines: the limits the child runs with.
+    settings: BTreeMap<String, String>,
 }
 
 impl LocalProcess {
     pub(crate) async fn spawn(upstream: &str, faults: ServerFaults) -> Result<Self, BoxError> {
+        Self::spawn_with_limits(upstream, faults, &ServerLimits::default()).await
+    }
+
+    /// A child with `limits` besides `faults`.
+    pub(crate) async fn spawn_with_limits(
+        upstream: &str,
+        faults: ServerFaults,
+        limits: &ServerLimits,
+    ) -> Result<Self, BoxError> {
         let mut command = Command::new(std::env::current_exe()?);
         command.args(["serve-local", "--upstream", upstream]);
+        command.args(limits.args());
         if let Some(lifetime) = faults.session_lifetime {
             command.arg(format!("--session-lifetime-ms={}", lifetime.as_millis()));
         }
@@ -156,7 +281,12 @@ impl LocalProcess {
         let stdout = child.stdout.take().ok_or("no stdout from the dsql-local child")?;
         let mut lines = BufReader::new(stdout).lines();
         let (mut addr, mut host, mut ca, mut akid, mut secret) = (None, None, None, None, None);
+        let mut settings = BTreeMap::new();
         while let Some(line) = lines.next_line().await? {
+            if let Some((name, v)) = line.strip_prefix("setting.").and_then(|l| l.split_once('=')) {
+                settings.insert(name.to_owned(), v.to_owned());
+                continue;
+            }
             match line.split_once('=') {
                 Some(("addr", v)) => addr = Some(v.parse()?),
                 Some(("host", v)) => host = Some(v.to_owned()),
@@ -176,7 +306,13 @@ impl LocalProcess {
             ca: ca.ok_or("no CA from the dsql-local child")?,
             access_key_id: akid.ok_or("no key from the dsql-local child")?,
             secret_access_key: secret.ok_or("no key from the dsql-local child")?,
+            settings,
         })
+    }
+
+    /// A limit the child reported it runs with (`max_buffered_bytes`, ...).
+    pub(crate) fn setting(&self, name: &str) -> Option<&str> {
+        self.settings.get(name).map(String::as_str)
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -84,3 +84,54 @@ fn a_quick_fault_run_reports_every_client_and_dsql_bb8_surfaces_no_error() {
     }
     assert!(stdout.contains("| dsql-bb8 run |"), "{stdout}");
 }
+
+#[test]
+fn a_small_flood_is_refused_as_configured_and_stays_within_the_bound() {
+    // dsql-local's own bounds test, through a child process: 2 MiB messages,
+    // a 5 MiB budget; 1.5 MiB of a 1.9 MiB message grows a buffer to 2 MiB,
+    // so two sessions fit and the others are told 53200.
+    let json = std::env::temp_dir().join(format!("dsql-bench-flood-{}.json", std::process::id()));
+    let (ok, stdout, stderr) = dsql_bench(&[
+        "flood",
+        "--max-message-size",
+        "2097152",
+        "--max-buffered-bytes",
+        "5242880",
+        "--max-pending-handshakes",
+        "16",
+        "--idle-sessions",
+        "2",
+        "--oversized",
+        "10",
+        "--partial",
+        "6",
+        "--partial-bytes",
+        "1572864",
+        "--silent",
+        "40",
+        "--tls-stalled",
+        "10",
+        "--partial-startup",
+        "10",
+        "--hold",
+        "1",
+        "--json",
+        json.to_str().expect("a UTF-8 temporary path"),
+    ]);
+    assert!(ok, "the flood failed:\n{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    let endings = |phase: usize, key: &str| report["phases"][phase]["endings"][key].as_u64().unwrap_or(0);
+    assert_eq!(endings(0, "FATAL 54000"), 10, "{stdout}");
+    assert_eq!(endings(1, "held"), 2, "{stdout}");
+    assert_eq!(endings(1, "FATAL 53200"), 4, "{stdout}");
+    let held: u64 = ["silent: held", "stalled TLS: held", "half a startup packet: held"]
+        .iter()
+        .map(|key| endings(2, key))
+        .sum();
+    assert_eq!(held, 16, "one per handshake slot: {stdout}");
+    assert!(endings(2, "silent: closed at once") >= 1, "{stdout}");
+    assert_eq!(report["served_after"], true, "{stdout}");
+    assert_eq!(report["pass"], true, "{stdout}");
+}

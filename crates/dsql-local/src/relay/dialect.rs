@@ -42,6 +42,17 @@ pub(super) fn refusal_sql(refusal: &Refusal) -> String {
     )
 }
 
+/// A `Parse` body: statement name, text, then the client's parameter types.
+fn parse_body(name: &[u8], text: &str, params: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(name.len() + text.len() + params.len() + 2);
+    body.extend_from_slice(name);
+    body.push(0);
+    body.extend_from_slice(text.as_bytes());
+    body.push(0);
+    body.extend_from_slice(params);
+    body
+}
+
 fn dsql(ctx: &ServerCtx) -> bool {
     ctx.config.dialect == Dialect::Dsql
 }
@@ -163,10 +174,15 @@ impl ClientSide<'_> {
             }
         };
         let analysis = self.ctx.sql_rules.analyze(text);
-        // Several statements cannot be prepared: PostgreSQL says so itself.
+        // Several statements cannot be prepared, and text that does not
+        // parse is PostgreSQL's to refuse (without DSQL's `ASYNC`).
         let [statement] = analysis.statements.as_slice() else {
             self.statements.parse(name, commit_kind());
-            return ParsePlan::Forward { body: None };
+            let body = analysis
+                .upstream_text
+                .as_deref()
+                .map(|text| parse_body(name, text, params));
+            return ParsePlan::Forward { body };
         };
         if let Some(refusal) = &statement.refusal {
             tracing::debug!(rule = refusal.rule.id, "statement refused at Parse");
@@ -186,15 +202,7 @@ impl ClientSide<'_> {
             .rewrite
             .clone()
             .or_else(|| analysis.upstream_text.clone());
-        let body = replaced.map(|replaced| {
-            let mut body = Vec::with_capacity(body.len());
-            body.extend_from_slice(name);
-            body.push(0);
-            body.extend_from_slice(replaced.as_bytes());
-            body.push(0);
-            body.extend_from_slice(params);
-            body
-        });
+        let body = replaced.map(|replaced| parse_body(name, &replaced, params));
         ParsePlan::Forward { body }
     }
 
