@@ -16,6 +16,16 @@ async fn rows_in(table: &str) -> i64 {
         .get(0)
 }
 
+/// Column `n` of the one row of `table`, as PostgreSQL committed it.
+async fn n_of(table: &str) -> i32 {
+    direct()
+        .await
+        .query_one(&format!("SELECT n FROM {table}"), &[])
+        .await
+        .expect("n")
+        .get(0)
+}
+
 async fn table_with_one_row(client: &Client) -> String {
     let table = unique("dialect");
     client
@@ -69,12 +79,7 @@ async fn a_refusal_aborts_the_explicit_transaction_upstream_too() {
     );
     assert_eq!(completed(&commit), 1);
     assert_eq!(again, "ok", "ROLLBACK (or COMMIT) gives a usable session");
-    let n: i32 = direct()
-        .await
-        .query_one(&format!("SELECT n FROM {table}"), &[])
-        .await
-        .expect("n")
-        .get(0);
+    let n = n_of(&table).await;
     assert_eq!(n, 0, "the UPDATE before the refusal was not committed");
     drop_table(&table).await;
     local.shutdown().await;
@@ -165,12 +170,7 @@ async fn the_extended_protocol_refuses_at_parse_and_at_execute() {
     let after = code(client.query("SELECT 1", &[]).await);
     assert!(after.starts_with("25P02"), "{after}");
     client.batch_execute("COMMIT").await.expect("commit answers");
-    let n: i32 = direct()
-        .await
-        .query_one(&format!("SELECT n FROM {table}"), &[])
-        .await
-        .expect("n")
-        .get(0);
+    let n = n_of(&table).await;
     assert_eq!(n, 0, "the transaction was rolled back");
     drop_table(&table).await;
     local.shutdown().await;
@@ -395,12 +395,7 @@ async fn never_wait_turns_a_lock_wait_into_a_conflict() {
         .batch_execute("COMMIT")
         .await
         .expect("the first locker wins");
-    let n: i32 = direct()
-        .await
-        .query_one(&format!("SELECT n FROM {table}"), &[])
-        .await
-        .expect("n")
-        .get(0);
+    let n = n_of(&table).await;
     assert_eq!(n, 1);
     drop_table(&table).await;
     local.shutdown().await;
