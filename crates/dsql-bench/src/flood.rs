@@ -143,6 +143,7 @@ pub(crate) async fn run(args: FloodArgs) -> Result<(), BoxError> {
         max_connections: args.max_connections,
         handshake_timeout: None,
         no_connection_rate_limit: !args.rate_limit,
+        dialect: None,
     };
     let mut local = LocalProcess::spawn_with_limits(&args.upstream, ServerFaults::default(), &limits).await?;
     let pid = local.pid();

@@ -8,12 +8,14 @@
 //! cargo run --release -p dsql-bench -- pools --runs 3 --json results.json
 //! cargo run --release -p dsql-bench -- pools --quick          # under two minutes
 //! cargo run --release -p dsql-bench -- soak --minutes 5       # faults under load, then invariants
+//! cargo run --release -p dsql-bench -- dialect-cost           # DSQL's dialect vs pass-through, CPU per op
 //! cargo run --release -p dsql-bench -- flood                  # dsql-local's peak memory under hostile input
 //! cargo run --release -p dsql-bench -- flood --max-buffered-bytes 134217728 --json flood.json
 //! ```
 #![forbid(unsafe_code)]
 
 mod clients;
+mod dialect_cost;
 mod flood;
 mod measure;
 mod report;
@@ -51,6 +53,9 @@ enum Command {
     /// flood of oversized frames, large partial messages and half-open
     /// handshakes, against the bound its configuration implies.
     Flood(flood::FloodArgs),
+    /// What DSQL's dialect (statements read with PostgreSQL's parser)
+    /// costs dsql-local, against the PostgreSQL dialect, in one run.
+    DialectCost(dialect_cost::DialectCostArgs),
     /// Runs a dsql-local front end and prints how to reach it (used by the
     /// other commands, which start it in a child process).
     #[command(hide = true)]
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
             Command::Pools(args) => pools(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::Flood(args) => flood::run(args).await,
+            Command::DialectCost(args) => dialect_cost::run(args).await,
             Command::ServeLocal(args) => server::serve(args).await,
         }
     });

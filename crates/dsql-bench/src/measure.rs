@@ -142,8 +142,17 @@ pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan:
 /// what `getconf CLK_TCK` prints on Linux): a 10 ms resolution, 1 % or
 /// less of a measured window's CPU.
 fn process_cpu() -> Option<Duration> {
+    cpu_from("/proc/self/stat")
+}
+
+/// CPU time process `pid` has used (user + system).
+pub(crate) fn cpu_of(pid: u32) -> Option<Duration> {
+    cpu_from(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_from(path: &str) -> Option<Duration> {
     const TICKS_PER_SECOND: u64 = 100;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = std::fs::read_to_string(path).ok()?;
     // Field 2, the command name, is in parentheses and may hold spaces:
     // count from the last `)`, which ends it, where field 3 begins.
     let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);

@@ -52,6 +52,9 @@ pub(crate) struct ServeArgs {
     /// No connection-rate limit (default: dsql-local's, 100/s, burst 1,000).
     #[arg(long)]
     no_connection_rate_limit: bool,
+    /// SQL dialect: dsql (the default) or postgres.
+    #[arg(long, default_value = "dsql")]
+    dialect: dsql_local::Dialect,
 }
 
 /// Bounds and limits a command wants its dsql-local child to run with
@@ -66,6 +69,7 @@ pub(crate) struct ServerLimits {
     pub(crate) max_connections: Option<usize>,
     pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) no_connection_rate_limit: bool,
+    pub(crate) dialect: Option<dsql_local::Dialect>,
 }
 
 impl ServerLimits {
@@ -90,6 +94,9 @@ impl ServerLimits {
         if self.no_connection_rate_limit {
             args.push("--no-connection-rate-limit".to_owned());
         }
+        if let Some(dialect) = self.dialect {
+            args.push(format!("--dialect={dialect}"));
+        }
         args
     }
 }
@@ -105,7 +112,8 @@ pub(crate) struct ServerFaults {
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let mut builder = dsql_local::DsqlLocal::builder()
         .upstream(args.upstream)
-        .endpoint_host(args.endpoint_host);
+        .endpoint_host(args.endpoint_host)
+        .dialect(args.dialect);
     if let Some(ms) = args.session_lifetime_ms {
         builder = builder.session_lifetime(Duration::from_millis(ms));
     }
