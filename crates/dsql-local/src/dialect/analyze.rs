@@ -39,7 +39,7 @@ pub(super) fn analyze(sql: &str) -> Analysis {
             ..Analysis::unparsed()
         };
     };
-    let statements = parsed
+    let statements: Vec<Statement> = parsed
         .protobuf
         .stmts
         .iter()
@@ -49,8 +49,8 @@ pub(super) fn analyze(sql: &str) -> Analysis {
             let len = usize::try_from(raw.stmt_len).unwrap_or(0);
             let end = if len == 0 { text.len() } else { start + len };
             let is_async = asyncs.iter().any(|&(a, _)| a >= start && a < end);
-            let (kind, refusal) = check(node, is_async);
             let segment = text.get(start..end).unwrap_or_default();
+            let (kind, refusal) = check(node, segment, is_async);
             let (rewrite, tag) = match refusal {
                 Some(_) => (None, None),
                 None => rewrite(node, segment, start, is_async),
@@ -65,10 +65,27 @@ pub(super) fn analyze(sql: &str) -> Analysis {
             })
         })
         .collect();
+    let reusable = blanked.is_none()
+        && matches!(
+            parsed.protobuf.stmts.as_slice(),
+            [raw] if raw.stmt_location == 0 && matches!(
+                raw.stmt.as_ref().and_then(|s| s.node.as_ref()),
+                Some(
+                    pg_query::NodeEnum::SelectStmt(_)
+                        | pg_query::NodeEnum::InsertStmt(_)
+                        | pg_query::NodeEnum::UpdateStmt(_)
+                        | pg_query::NodeEnum::DeleteStmt(_)
+                )
+            )
+        )
+        && statements
+            .iter()
+            .all(|s: &Statement| s.refusal.is_none() && s.rewrite.is_none() && s.tag.is_none());
     Analysis {
         parsed: true,
         upstream_text: blanked,
         statements,
+        reusable,
     }
 }
 
@@ -92,7 +109,7 @@ fn rewrite(
             Some("SHOW"),
         );
     }
-    let calls = surface_calls(node);
+    let calls = surface_calls(node, segment);
     if calls.is_empty() {
         return (None, None);
     }
@@ -109,8 +126,11 @@ fn rewrite(
 /// Where the unqualified `version()` and `current_setting(…)` calls of a
 /// query start: they are answered by `sys.`'s versions, which say what DSQL
 /// says.
-fn surface_calls(node: &pg_query::NodeEnum) -> Vec<usize> {
+fn surface_calls(node: &pg_query::NodeEnum, text: &str) -> Vec<usize> {
     use pg_query::NodeEnum as N;
+    if !(contains_word(text, "version") || contains_word(text, "current_setting")) {
+        return Vec::new();
+    }
     if !matches!(
         node,
         N::SelectStmt(_) | N::InsertStmt(_) | N::UpdateStmt(_) | N::DeleteStmt(_) | N::ExplainStmt(_)
@@ -150,6 +170,14 @@ fn find_calls(value: &serde_json::Value, calls: &mut Vec<usize>) {
     }
 }
 
+/// Whether `text` holds `word` (ASCII, any case): a cheap test before work
+/// that could only find something if it does.
+pub(super) fn contains_word(text: &str, word: &str) -> bool {
+    text.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+}
+
 /// What an `ASYNC` statement is, for its reply and its job.
 fn async_ddl(node: &pg_query::NodeEnum) -> Option<AsyncDdl> {
     let qualified = |r: &pg_query::protobuf::RangeVar| {
@@ -183,6 +211,11 @@ fn quote(name: &str) -> String {
 /// after `CREATE [UNIQUE] INDEX` or `ALTER TABLE` at the start of a
 /// statement. `None` when the text does not even scan.
 fn async_keywords(sql: &str) -> Option<Vec<(usize, usize)>> {
+    // Scanning costs a round trip through protobuf: only when it can find
+    // something.
+    if !contains_word(sql, "async") {
+        return Some(Vec::new());
+    }
     let tokens = pg_query::scan(sql).ok()?.tokens;
     let words: Vec<(usize, usize, bool)> = tokens
         .iter()
@@ -270,6 +303,33 @@ mod tests {
             Some("SELECT '160015'::text AS \"server_version_num\"")
         );
         assert_eq!(analyze("SELECT 1").statements[0].rewrite, None);
+    }
+
+    #[test]
+    fn only_single_unrefused_queries_are_reusable_by_shape() {
+        use std::sync::Arc;
+        assert!(analyze("SELECT v FROM kv WHERE k = 1").reusable);
+        assert!(analyze("INSERT INTO kv VALUES (1, 2)").reusable);
+        for not in [
+            "CREATE SEQUENCE s CACHE 1",
+            "SELECT 1; SELECT 2",
+            "SELECT current_setting('work_mem')",
+            "SELECT * FROM t FOR SHARE",
+            "SHOW server_version",
+        ] {
+            assert!(!analyze(not).reusable, "{not}");
+        }
+        // Same shape, one read: the second text reuses the first's decision.
+        let rules = crate::dialect::SqlRules::default();
+        let first = rules.analyze("SELECT v FROM kv WHERE k = 1");
+        let second = rules.analyze("SELECT v FROM kv WHERE k = 22");
+        assert_eq!(first.statements[0].kind, second.statements[0].kind);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(
+            rules.analyze("CREATE SEQUENCE s CACHE 100").statements[0]
+                .refusal
+                .is_some()
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod analyze;
 #[cfg(feature = "dialect")]
 mod checks;
 pub(crate) mod rules;
+mod shape;
 pub(crate) mod surface;
 mod transaction;
 #[cfg(feature = "dialect")]
@@ -139,6 +140,9 @@ pub(crate) struct Analysis {
     /// The text to send upstream, when it differs (DSQL's `ASYNC` removed).
     pub(crate) upstream_text: Option<String>,
     pub(crate) statements: Vec<Statement>,
+    /// One query or write statement, neither refused nor rewritten: its
+    /// decision holds for every text of the same [shape](shape::shape).
+    pub(crate) reusable: bool,
 }
 
 impl Analysis {
@@ -147,6 +151,7 @@ impl Analysis {
             parsed: false,
             upstream_text: None,
             statements: Vec::new(),
+            reusable: false,
         }
     }
 
@@ -166,26 +171,50 @@ const CACHE_MAX_TEXT: usize = 4096;
 /// DSQL's rules over SQL text, shared by every session.
 #[derive(Debug, Default)]
 pub(crate) struct SqlRules {
+    /// Decisions by exact text.
     cache: Mutex<HashMap<Box<str>, Arc<Analysis>>>,
+    /// Reusable decisions by shape (literals replaced).
+    shapes: Mutex<HashMap<Box<str>, Arc<Analysis>>>,
 }
 
 impl SqlRules {
-    /// Reads `sql` (from the cache when it was read before).
+    /// Reads `sql` (from the cache when it, or a text of the same shape
+    /// whose decision does not depend on its literals, was read before).
     pub(crate) fn analyze(&self, sql: &str) -> Arc<Analysis> {
-        let lock = || self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(hit) = lock().get(sql) {
+        if let Some(hit) = lock(&self.cache).get(sql) {
             return Arc::clone(hit);
+        }
+        let shape = (sql.len() <= CACHE_MAX_TEXT).then(|| shape::shape(sql)).flatten();
+        if let Some(shape) = &shape
+            && let Some(same) = lock(&self.shapes).get(shape.as_str())
+        {
+            // Only the statement's end differs, which nothing reads for a
+            // statement that is not rewritten.
+            return Arc::clone(same);
         }
         let analysis = Arc::new(read(sql));
         if sql.len() <= CACHE_MAX_TEXT {
-            let mut cache = lock();
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(sql.into(), Arc::clone(&analysis));
+            insert(&self.cache, sql, &analysis);
+        }
+        if let Some(shape) = shape
+            && analysis.reusable
+        {
+            insert(&self.shapes, &shape, &analysis);
         }
         analysis
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn insert(cache: &Mutex<HashMap<Box<str>, Arc<Analysis>>>, key: &str, analysis: &Arc<Analysis>) {
+    let mut cache = lock(cache);
+    if cache.len() >= CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key.into(), Arc::clone(analysis));
 }
 
 #[cfg(feature = "dialect")]

@@ -20,6 +20,13 @@ use crate::dialect::Dialect;
 /// Serializes installs across `dsql-local` processes on one database.
 const LOCK_KEY: i64 = 0x6473_716c_5f65_6d75; // "dsql_emu"
 
+/// FNV-1a, 64 bits: a version stamp of the installed SQL.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// What dsql-local sets in each upstream session it opens, given the
 /// client's startup parameters (a client's own `TimeZone` wins).
 pub(crate) fn session_settings(
@@ -75,6 +82,20 @@ pub(crate) async fn install(config: &LocalConfig) -> Result<(), String> {
             surface::install_sql(),
             row_cap::install_sql()
         );
+        // Installed already (by this version): change nothing. Rewriting
+        // catalog rows at every start races with other sessions' DDL
+        // ("tuple concurrently updated").
+        let version = format!("dsql-local emulation {:016x}", fnv1a(sql.as_bytes()));
+        let installed = query(
+            &mut admin,
+            "SELECT pg_catalog.obj_description(oid, 'pg_namespace') FROM pg_catalog.pg_namespace \
+             WHERE nspname = 'dsql_local'",
+        )
+        .await?;
+        if matches!(installed.first(), Some(Some(v)) if *v == version) {
+            return query(&mut admin, "COMMIT").await.map(drop);
+        }
+        let sql = format!("{sql}\nCOMMENT ON SCHEMA dsql_local IS '{version}';");
         match query(&mut admin, &sql).await {
             Ok(_) => query(&mut admin, "COMMIT").await.map(drop),
             Err(e) => {
