@@ -220,7 +220,11 @@ proptest! {
     #[test]
     fn truncated_frames_stay_partial(frames in frames(), cut in any::<prop::sample::Index>(), cuts in cuts()) {
         let wire = encode(&frames);
-        prop_assume!(!wire.is_empty());
+        // No frames, nothing to cut (an assumption would be rejected so
+        // often that long runs abort on proptest's global reject limit).
+        if wire.is_empty() {
+            return Ok(());
+        }
         let end = cut.index(wire.len());
         let d = drain(wire[..end].to_vec(), cuts);
         prop_assert!(d.error.is_none(), "{:?}", d.error);
