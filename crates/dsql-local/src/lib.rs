@@ -138,8 +138,8 @@
 //!   fails with `55000 index … is not valid` here.
 //! - **Not enforced**: dropping a primary-key column (the statement does not
 //!   say which columns are in the key; PostgreSQL drops the key with it),
-//!   the 10 MiB and 300 s per-transaction limits at `COMMIT` (the
-//!   transaction timeout rolls back after 300 s instead), and `SELECT
+//!   the 300 s limit at `COMMIT` (the transaction timeout rolls back after
+//!   300 s instead), and `SELECT
 //!   sys.wait_for_job(…)`'s exact wording (PostgreSQL names the argument
 //!   type `unknown`, DSQL `text`).
 //! - **PostgreSQL 15 upstream** (Debian 12's): PostgreSQL 16's grammar that

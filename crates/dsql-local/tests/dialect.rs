@@ -254,6 +254,72 @@ async fn the_row_cap_discards_the_statement_that_crosses_it() {
     local.shutdown().await;
 }
 
+/// The 10 MiB cap on what one transaction writes is checked at `COMMIT`
+/// (in autocommit, at the statement): each statement of an explicit
+/// transaction is accepted, its `COMMIT` fails with `54000`, and nothing of
+/// it survives.
+#[tokio::test]
+async fn the_size_cap_fails_the_commit_and_keeps_nothing() {
+    let local = start(DsqlLocal::builder()).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let table = unique("size_cap");
+    client
+        .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, body text)"))
+        .await
+        .expect("create");
+    const MIB: usize = 1024 * 1024;
+    let insert = |id: i32, mib: usize| {
+        format!("INSERT INTO {table} SELECT {id}, repeat('x', {})", mib * MIB)
+    };
+
+    client.batch_execute("BEGIN").await.expect("begin");
+    for id in 1..=3 {
+        client
+            .batch_execute(&insert(id, 4))
+            .await
+            .expect("each statement is accepted: the size is checked at COMMIT");
+    }
+    let commit = code(client.batch_execute("COMMIT").await);
+    assert_eq!(commit, "54000 transaction size limit exceeded");
+    assert_eq!(rows_in(&table).await, 0, "nothing of it survives");
+
+    // 8 MiB in one transaction commits; the extended protocol counts too.
+    client.batch_execute("BEGIN").await.expect("begin");
+    client.execute(&insert(1, 4), &[]).await.expect("4 MiB");
+    client.execute(&insert(2, 4), &[]).await.expect("4 MiB");
+    client.batch_execute("COMMIT").await.expect("8 MiB commit");
+    assert_eq!(rows_in(&table).await, 2);
+
+    // Autocommit: the statement's own commit fails.
+    let over = code(client.execute(&insert(3, 11), &[]).await);
+    assert_eq!(over, "54000 transaction size limit exceeded");
+    // Updates count: rewriting both rows (8 MiB) and a third one crosses it.
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .batch_execute(&format!("UPDATE {table} SET body = body || 'y'"))
+        .await
+        .expect("8 MiB of updates");
+    client.batch_execute(&insert(3, 3)).await.expect("3 MiB more");
+    let commit = code(client.batch_execute("COMMIT").await);
+    assert_eq!(commit, "54000 transaction size limit exceeded");
+    assert_eq!(rows_in(&table).await, 2);
+    client
+        .batch_execute("SELECT 1")
+        .await
+        .expect("the session goes on");
+
+    // No cap under the postgres dialect.
+    let plain = start(DsqlLocal::builder().dialect(Dialect::Postgres)).await;
+    let unlimited = connect(&plain, "admin").await.expect("connects");
+    unlimited
+        .execute(&insert(3, 11), &[])
+        .await
+        .expect("no cap under the postgres dialect");
+    drop_table(&table).await;
+    plain.shutdown().await;
+    local.shutdown().await;
+}
+
 /// `CREATE INDEX ASYNC`: DSQL's reply (a `job_id` row, tag `CREATE
 /// INDEX`), the index really built, the job in `sys.jobs`, and
 /// `sys.wait_for_job`.

@@ -213,9 +213,14 @@ pub(crate) const LOCKING_CLAUSE: Rule = refused(
     "locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported",
 );
 
-/// Enforced upstream (see `upstream/row_cap.rs`), at the statement that
-/// crosses the cap.
+/// Enforced upstream (see `upstream/emulation/write_limits.rs`), at the
+/// statement that crosses the cap.
 pub(crate) const ROW_LIMIT: Rule = refused("row_limit", "54000", "transaction row limit exceeded");
+/// 10 MiB written in one transaction, checked at `COMMIT` (enforced
+/// upstream, like the row cap). DSQL's code is documented, its text is not:
+/// the message is a best guess, worded like the row cap's.
+pub(crate) const TRANSACTION_SIZE: Rule =
+    assumed("transaction_size", "54000", "transaction size limit exceeded");
 
 // ---- sequences and identity columns ----
 
@@ -324,6 +329,7 @@ pub(crate) const ALL: &[&Rule] = &[
     &DDL_AND_DML,
     &LOCKING_CLAUSE,
     &ROW_LIMIT,
+    &TRANSACTION_SIZE,
     &SEQUENCE_CACHE,
     &IDENTITY_CACHE,
     &IDENTITY_TYPE,

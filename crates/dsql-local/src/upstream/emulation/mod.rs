@@ -3,14 +3,14 @@
 //! user, which must be a superuser for event triggers) and settings carried
 //! by each session.
 //!
-//! - [`row_cap`]: the 3,000-row cap per transaction;
+//! - [`write_limits`]: the 3,000-row and 10 MiB caps per transaction;
 //! - [`jobs`]: `sys.jobs` and `sys.wait_for_job` for DSQL's asynchronous
 //!   DDL, and the statement a `CREATE INDEX ASYNC` becomes;
 //! - [`surface`]: the version and settings a session reports.
 
 pub(crate) mod jobs;
-mod row_cap;
 pub(crate) mod surface;
+mod write_limits;
 
 use super::roles::{query, terminate};
 use super::{Password, connect};
@@ -35,7 +35,8 @@ pub(crate) fn session_settings(
 ) -> Vec<(&'static str, String)> {
     let mut settings = Vec::new();
     if config.dialect == Dialect::Dsql {
-        settings.push((row_cap::CAP, row_cap::ROW_CAP.to_owned()));
+        settings.push((write_limits::ROW_CAP_SETTING, write_limits::row_cap()));
+        settings.push((write_limits::BYTE_CAP_SETTING, write_limits::byte_cap()));
         if !client_params
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case("timezone"))
@@ -80,7 +81,7 @@ pub(crate) async fn install(config: &LocalConfig) -> Result<(), String> {
             "{}\n{}\n{}",
             jobs::install_sql(),
             surface::install_sql(),
-            row_cap::install_sql()
+            write_limits::install_sql()
         );
         // Installed already (by this version): change nothing. Rewriting
         // catalog rows at every start races with other sessions' DDL
