@@ -8,6 +8,9 @@
 //! - [`Endpoint`] parses and validates host names, cluster ids and regions;
 //! - [`DsqlConfig`] holds a connection's settings, from a builder, the
 //!   environment ([`DsqlConfig::from_env`]) or a URL;
+//! - [`ClusterSet`] holds a multi-region cluster's endpoints, the local one
+//!   first, each a complete [`DsqlConfig`] (so each gets its own token
+//!   provider), from a builder, the environment or a multi-host URL;
 //! - [`AuthToken`] is a token with its validity window; `Debug` and `Display`
 //!   redact it;
 //! - [`TokenProvider`] is anything that produces tokens: [`SigningProvider`]
@@ -51,7 +54,8 @@ mod signing;
 mod token;
 
 pub use config::{
-    ConfigError, DEFAULT_DATABASE, DEFAULT_PORT, DEFAULT_USER, DsqlConfig, DsqlConfigBuilder, SslNegotiation,
+    ClusterSet, ConfigError, DEFAULT_DATABASE, DEFAULT_PORT, DEFAULT_USER, DsqlConfig, DsqlConfigBuilder,
+    SslNegotiation,
 };
 pub use endpoint::{CLUSTER_ID_LEN, Endpoint, EndpointError, EndpointKind};
 pub use provider::{CachingProvider, SharedTokenProvider, StaticProvider, TokenError, TokenProvider};

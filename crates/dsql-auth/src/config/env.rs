@@ -26,7 +26,9 @@ impl DsqlConfig {
     /// | connect timeout (s; 0: none) | `PGCONNECT_TIMEOUT` |
     ///
     /// Empty variables count as unset. `PGSSLMODE` is ignored: connections
-    /// always verify the certificate and host name.
+    /// always verify the certificate and host name. The peers of a
+    /// multi-region cluster (`CLUSTER_PEER_ENDPOINTS`) are read by
+    /// [`ClusterSet::from_env`](crate::ClusterSet::from_env).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_env_with(|name| std::env::var_os(name))
     }
@@ -123,10 +125,11 @@ fn region(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
     }
 }
 
-struct Env<'a>(&'a dyn Fn(&str) -> Option<std::ffi::OsString>);
+/// Variables read through a lookup; empty ones count as unset.
+pub(super) struct Env<'a>(pub(super) &'a dyn Fn(&str) -> Option<std::ffi::OsString>);
 
 impl Env<'_> {
-    fn get(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+    pub(super) fn get(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
         match (self.0)(name) {
             None => Ok(None),
             Some(value) if value.is_empty() => Ok(None),

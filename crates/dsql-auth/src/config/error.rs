@@ -78,6 +78,67 @@ pub enum ConfigError {
         /// The parameter's name.
         name: String,
     },
+    /// A host is in a [`ClusterSet`](crate::ClusterSet) twice.
+    #[error(
+        "the host `{host}` is in the cluster set twice: each member is a distinct endpoint, \
+         with its own tokens"
+    )]
+    DuplicateHost {
+        /// The host, normalized.
+        host: String,
+    },
+    /// A peer was given by a name that holds no region (a bare cluster id,
+    /// a custom host name), so its region would be a guess.
+    #[error(
+        "the peer `{host}` has no region in its name: give its full endpoint host name \
+         `<cluster-id>.dsql.<region>.on.aws` (a peer's region is never taken from the local \
+         endpoint's settings), or a complete configuration of it"
+    )]
+    PeerWithoutRegion {
+        /// The peer as given.
+        host: String,
+    },
+    /// A peer's configuration disagrees with the local member's on a setting
+    /// all members share.
+    #[error(
+        "the peer `{host}` has {field} `{peer}` but the local endpoint has {field} `{local}`: \
+         every member of a cluster set connects as the same user to the same database"
+    )]
+    PeerMismatch {
+        /// The peer's host.
+        host: String,
+        /// The setting (`user`, `database`).
+        field: &'static str,
+        /// The local member's value.
+        local: String,
+        /// The peer's value.
+        peer: String,
+    },
+    /// A multi-host URL's `hostaddr` list does not have one entry per host.
+    #[error(
+        "hostaddr must list one address per host, in the hosts' order (an empty entry: resolve \
+         that host's name), or be absent (hosts: {hosts}, hostaddr entries: {hostaddrs})"
+    )]
+    HostaddrCount {
+        /// How many hosts the URL has.
+        hosts: usize,
+        /// How many comma-separated entries `hostaddr` has.
+        hostaddrs: usize,
+    },
+    /// In a multi-host URL, `region` contradicts the region of a host name.
+    #[error(
+        "region conflict: the host `{host}` is in `{host_region}` but the URL gives the region \
+         `{region}`; each DSQL host name carries its own region, so remove `region=` (it is for \
+         host names without one)"
+    )]
+    HostRegionConflict {
+        /// The host as written.
+        host: String,
+        /// The region read from its name.
+        host_region: String,
+        /// The region the URL gives.
+        region: String,
+    },
     /// `sslmode` is not `verify-full`.
     #[error(
         "sslmode `{value}` is not supported: DSQL connections always use TLS with certificate \

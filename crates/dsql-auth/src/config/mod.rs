@@ -1,6 +1,8 @@
 //! Connection configuration: endpoint, user, database, token duration, TLS.
 
+mod authority;
 mod builder;
+mod cluster_set;
 mod env;
 mod error;
 mod url;
@@ -12,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use self::builder::DsqlConfigBuilder;
+pub use self::cluster_set::ClusterSet;
 pub use self::error::ConfigError;
 use crate::{Action, Endpoint};
 
@@ -168,6 +171,17 @@ impl DsqlConfig {
     /// How TLS is negotiated.
     pub fn ssl_negotiation(&self) -> SslNegotiation {
         self.ssl_negotiation
+    }
+
+    /// This configuration for another endpoint: a peer of a multi-region
+    /// cluster shares every setting but where it is reached.
+    pub(crate) fn with_endpoint(&self, endpoint: Endpoint, port: u16, hostaddr: Option<IpAddr>) -> Self {
+        Self {
+            endpoint,
+            port,
+            hostaddr,
+            ..self.clone()
+        }
     }
 }
 

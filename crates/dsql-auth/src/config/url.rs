@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use super::authority::{Authority, clean};
 use super::{DsqlConfig, SslNegotiation, parse_hostaddr, parse_secs};
 use crate::ConfigError;
 
@@ -18,7 +19,9 @@ impl DsqlConfig {
     /// `verify-full`, the default), `sslrootcert`, `sslnegotiation`
     /// (`postgres` or `direct`), `hostaddr`, `connect_timeout` (whole seconds; 0 means no timeout). Any
     /// other parameter is an error naming it, and so is a password: DSQL
-    /// authenticates with tokens.
+    /// authenticates with tokens. So are several hosts: read libpq's
+    /// multi-host form (`host1,host2`, a multi-region cluster) with
+    /// [`ClusterSet::from_url`](crate::ClusterSet::from_url).
     ///
     /// ```
     /// use dsql_auth::{ConfigError, DsqlConfig};
@@ -34,11 +37,14 @@ impl DsqlConfig {
     /// # Ok::<(), ConfigError>(())
     /// ```
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
-        let raw = url.trim();
-        if password_before_query(raw) {
-            // `admin:pa?ss@host`: the URL parser ends the authority at the
-            // `?`, and the password would turn up as a parameter name.
+        let raw = clean(url);
+        let raw = raw.as_ref();
+        if password_in_user_info(raw) {
             return Err(ConfigError::PasswordInUrl);
+        }
+        if Authority::split(raw).is_some_and(|authority| authority.hosts.len() > 1) {
+            // Before the URL parser, which reads `h1:5432,h2` as a bad port.
+            return Err(several_hosts());
         }
         if let Some(segment) = raw_database(raw)
             && matches!(
@@ -74,9 +80,7 @@ impl DsqlConfig {
         match url.host_str() {
             Some(host) if !host.is_empty() => {
                 if host.contains(',') {
-                    return Err(ConfigError::InvalidUrl {
-                        reason: "several hosts are not supported: give one DSQL endpoint".to_owned(),
-                    });
+                    return Err(several_hosts());
                 }
                 builder = builder.host(host.trim_start_matches('[').trim_end_matches(']'));
             }
@@ -157,6 +161,24 @@ fn decode(name: &'static str, value: &str) -> Result<String, ConfigError> {
             value: value.to_owned(),
             expected: "percent-encoded UTF-8",
         })
+}
+
+fn several_hosts() -> ConfigError {
+    ConfigError::InvalidUrl {
+        reason: "it lists several hosts, and a DsqlConfig is one endpoint: read a multi-region URL \
+                 (`host1,host2`) with ClusterSet::from_url"
+            .to_owned(),
+    }
+}
+
+/// Whether `raw` (already [`clean`]ed) carries a password in its user info,
+/// as the URL parser reads it or cut short by a `?` or `#`.
+pub(super) fn password_in_user_info(raw: &str) -> bool {
+    // `admin:pa?ss@host`: the URL parser ends the authority at the `?`, and
+    // the password would turn up as a parameter name.
+    password_before_query(raw)
+        // `a@b:pass@host`: the parser's user info runs to the last `@`.
+        || Authority::split(raw).is_some_and(|authority| authority.user_info.is_some_and(|u| u.contains(':')))
 }
 
 /// Whether the user info of `raw` (before the first `@`, with no `/` in
