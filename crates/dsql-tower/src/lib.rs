@@ -23,7 +23,9 @@
 //! - [`retry::RetryPolicy`]: tower retries by class, full-jitter backoff, a
 //!   budget, and the replay rule that no classifier can bypass;
 //! - [`connect::stack`]: retries, connect pacing, tokens and TLS assembled
-//!   for connecting.
+//!   for connecting;
+//! - [`failover`]: one connect service over a multi-region cluster's
+//!   endpoints, with health per endpoint, failover and gradual failback.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -53,6 +55,7 @@
 pub mod classify;
 pub mod connect;
 mod error;
+pub mod failover;
 pub mod lifecycle;
 mod operation;
 pub mod retry;

@@ -10,6 +10,7 @@ use tracing::Instrument;
 use super::tls_connect::Tls;
 use super::wire::{Progress, TransactionStatus, Wire};
 use crate::error::display_chain;
+use crate::failover::lease::EndpointLease;
 
 /// A live connection: the client, the task that drives its socket, and
 /// what its traffic says about its state.
@@ -22,6 +23,8 @@ pub struct PgConnection {
     tls: Tls,
     wire: Arc<Wire>,
     established: Instant,
+    /// Set when made through a [`Failover`](crate::failover::Failover).
+    endpoint: Option<EndpointLease>,
 }
 
 impl PgConnection {
@@ -32,6 +35,7 @@ impl PgConnection {
             tls,
             wire,
             established: Instant::now(),
+            endpoint: None,
         }
     }
 
@@ -43,6 +47,20 @@ impl PgConnection {
     /// The client, mutably (transactions need it).
     pub fn client_mut(&mut self) -> &mut Client {
         &mut self.client
+    }
+
+    /// The endpoint host of a connection made through a
+    /// [`Failover`](crate::failover::Failover).
+    pub fn endpoint_host(&self) -> Option<&str> {
+        self.endpoint.as_ref().map(EndpointLease::host)
+    }
+
+    pub(crate) fn endpoint(&self) -> Option<&EndpointLease> {
+        self.endpoint.as_ref()
+    }
+
+    pub(crate) fn set_endpoint(&mut self, lease: EndpointLease) {
+        self.endpoint = Some(lease);
     }
 
     /// Whether the connection is known to be closed.
@@ -131,6 +149,7 @@ impl fmt::Debug for PgConnection {
             .field("closed", &self.client.is_closed())
             .field("status", &self.wire.status())
             .field("age", &self.established.elapsed())
+            .field("endpoint", &self.endpoint_host())
             .finish_non_exhaustive()
     }
 }

@@ -51,6 +51,7 @@ pub struct StackBuilder<P> {
     provider: P,
     classifier: SharedClassifier,
     rate: Rate,
+    retries: RetryPolicy,
 }
 
 #[derive(Debug)]
@@ -71,6 +72,7 @@ where
             provider,
             classifier: SharedClassifier::default(),
             rate: Rate::Shared(DEFAULT_CONNECT_RATE, DEFAULT_CONNECT_BURST),
+            retries: RetryPolicy::for_connects(),
         }
     }
 
@@ -91,6 +93,15 @@ where
     /// Paces connects with `limit` (yours to share).
     pub fn rate_limit(mut self, limit: Arc<ConnectRateLimit>) -> Self {
         self.rate = Rate::Given(limit);
+        self
+    }
+
+    /// How failed connects are retried (default
+    /// [`RetryPolicy::for_connects`]); the stack's classifier replaces the
+    /// policy's. A [`Failover`](crate::failover::Failover) wants few
+    /// reconnect retries per endpoint: it tries the next endpoint instead.
+    pub fn connect_retries(mut self, policy: RetryPolicy) -> Self {
+        self.retries = policy;
         self
     }
 
@@ -119,7 +130,7 @@ where
             tower::Layer::layer(&tokens, Connector::new(&self.config)?),
             limit,
         );
-        let policy = RetryPolicy::for_connects().shared_classifier(self.classifier);
+        let policy = self.retries.shared_classifier(self.classifier);
         Ok(tower::retry::Retry::new(policy, connect))
     }
 }

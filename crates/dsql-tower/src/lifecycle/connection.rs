@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use super::Retirement;
 use crate::connect::PgConnection;
+use crate::failover::lease::{EndpointLease, Verdict};
 
 /// A connection in the lifecycle: the live connection, when it must be
 /// replaced (its jittered deadline), and what an operation found out about
@@ -65,7 +66,11 @@ impl DsqlConnection {
         } else if now >= self.deadline {
             Some(Retirement::Lifetime)
         } else {
-            None
+            match self.pg.endpoint().map(EndpointLease::verdict) {
+                Some(Verdict::Unhealthy) => Some(Retirement::EndpointUnhealthy),
+                Some(Verdict::MoveBack) => Some(Retirement::Failback),
+                Some(Verdict::Keep) | None => None,
+            }
         }
     }
 

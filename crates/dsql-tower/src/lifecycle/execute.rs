@@ -5,6 +5,8 @@ use std::error::Error as StdError;
 use super::DsqlConnection;
 use crate::classify::{Classify, ErrorClass, SharedClassifier};
 use crate::error::{BoxError, Error, Phase};
+use crate::failover::is_region_failure;
+use crate::failover::lease::Outcome;
 use crate::operation::{Body, Effects, Operation};
 
 /// Runs `operation` once on `connection`.
@@ -38,6 +40,9 @@ pub(super) async fn execute<T>(
     let (phase, error) = match result {
         Ok(value) => {
             attempt.set(Effects::None);
+            if let (Some(endpoint), Body::Transaction(_)) = (connection.pg().endpoint(), operation.body()) {
+                endpoint.record(Outcome::Committed);
+            }
             return Ok(value);
         }
         Err(failure) => failure,
@@ -59,6 +64,11 @@ pub(super) async fn execute<T>(
     };
     attempt.set(effects);
     let class = settle(classifier.classify(&*error), effects);
+    if let Some(endpoint) = connection.pg().endpoint()
+        && is_region_failure(class)
+    {
+        endpoint.record(Outcome::Failed);
+    }
     if class.discards_connection() || connection.pg().is_closed() {
         connection.mark_broken();
     }

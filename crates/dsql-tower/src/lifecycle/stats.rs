@@ -17,6 +17,12 @@ pub enum Retirement {
     /// It was left inside a transaction, or with a reply outstanding, and
     /// could not be brought back to rest.
     NotIdle,
+    /// Its endpoint was declared unable to serve
+    /// ([`failover`](crate::failover)).
+    EndpointUnhealthy,
+    /// A preferred endpoint recovered: its place moves there
+    /// ([`failover`](crate::failover)).
+    Failback,
 }
 
 impl Retirement {
@@ -28,6 +34,8 @@ impl Retirement {
             Self::Broken => "broken",
             Self::Abandoned => "abandoned",
             Self::NotIdle => "not_idle",
+            Self::EndpointUnhealthy => "endpoint_unhealthy",
+            Self::Failback => "failback",
         }
     }
 }
@@ -52,12 +60,22 @@ pub struct Retirements {
     pub abandoned: u64,
     /// Left mid-transaction and not brought back to rest.
     pub not_idle: u64,
+    /// Their endpoint was declared unable to serve.
+    pub endpoint_unhealthy: u64,
+    /// Moved back to a recovered preferred endpoint.
+    pub failback: u64,
 }
 
 impl Retirements {
     /// All retirements.
     pub fn total(&self) -> u64 {
-        self.lifetime + self.closed + self.broken + self.abandoned + self.not_idle
+        self.lifetime
+            + self.closed
+            + self.broken
+            + self.abandoned
+            + self.not_idle
+            + self.endpoint_unhealthy
+            + self.failback
     }
 }
 
@@ -65,7 +83,7 @@ impl Retirements {
 pub(crate) struct Counters {
     connects: AtomicU64,
     connect_failures: AtomicU64,
-    retired: [AtomicU64; 5],
+    retired: [AtomicU64; 7],
 }
 
 impl Counters {
@@ -84,6 +102,8 @@ impl Counters {
             Retirement::Broken => 2,
             Retirement::Abandoned => 3,
             Retirement::NotIdle => 4,
+            Retirement::EndpointUnhealthy => 5,
+            Retirement::Failback => 6,
         };
         self.retired[slot].fetch_add(1, Ordering::Relaxed);
         tracing::debug!(reason = %why, "connection retired");
@@ -105,6 +125,8 @@ impl Counters {
             broken: get(2),
             abandoned: get(3),
             not_idle: get(4),
+            endpoint_unhealthy: get(5),
+            failback: get(6),
         }
     }
 }
