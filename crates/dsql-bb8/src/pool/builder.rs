@@ -2,14 +2,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use dsql_auth::{DsqlConfig, TokenProvider};
+use dsql_auth::{ClusterSet, DsqlConfig, TokenProvider};
 use dsql_tower::connect::{ConnectRateLimit, ConnectService, ConnectStack, StackBuilder, pg_config};
+use dsql_tower::failover::{Failover, FailoverBuilder, HealthPolicy, Probe, connect_retries};
 use dsql_tower::lifecycle::Lifecycle;
 use dsql_tower::retry::RetryPolicy;
 use dsql_tower::{Classify, Lifetime, SharedClassifier};
 use tokio::sync::Semaphore;
 
-use super::{DsqlPool, PoolConfigError, Shared};
+use super::{DsqlPool, EndpointSnapshots, PoolConfigError, Shared};
 use crate::events::Events;
 use crate::manager::{CheckOnCheckout, DsqlConnectionManager};
 
@@ -66,6 +67,8 @@ pub struct DsqlPoolBuilder {
     check: CheckOnCheckout,
     retry: RetryPolicy,
     classifier: SharedClassifier,
+    health: HealthPolicy,
+    probe: Probe,
 }
 
 impl DsqlPool {
@@ -83,6 +86,8 @@ impl DsqlPool {
             check: CheckOnCheckout::Local,
             retry: RetryPolicy::for_operations(),
             classifier: SharedClassifier::default(),
+            health: HealthPolicy::default(),
+            probe: Probe::default(),
         }
     }
 }
@@ -165,6 +170,22 @@ impl DsqlPoolBuilder {
         self
     }
 
+    /// When an endpoint of a multi-region cluster counts as unable to
+    /// serve, and how fast connections move back
+    /// ([`build_cluster`](Self::build_cluster) only).
+    pub fn health_policy(mut self, policy: HealthPolicy) -> Self {
+        self.health = policy;
+        self
+    }
+
+    /// What probes an unhealthy endpoint runs ([`build_cluster`](Self::build_cluster)
+    /// only; default a committed empty transaction, prefer
+    /// [`Probe::heartbeat`]).
+    pub fn probe(mut self, probe: Probe) -> Self {
+        self.probe = probe;
+        self
+    }
+
     fn validate(&self) -> Result<(), PoolConfigError> {
         if self.max_size == 0 {
             return Err(PoolConfigError::ZeroSize);
@@ -210,7 +231,7 @@ impl DsqlPoolBuilder {
         };
         let stack = stack.build().map_err(Arc::new)?;
         let rate_limit = stack.get_ref().limit().cloned();
-        self.assemble(stack, rate_limit)
+        self.assemble(stack, rate_limit, None)
     }
 
     /// Builds the pool over your own connect service (for instance the
@@ -223,13 +244,80 @@ impl DsqlPoolBuilder {
         M: ConnectService,
     {
         self.validate()?;
-        self.assemble(connect, None)
+        self.assemble(connect, None, None)
+    }
+
+    /// Builds the pool over a multi-region cluster: one standard connect
+    /// stack per member (local first) with tokens from `tokens_for(member)`
+    /// (a token is bound to one endpoint host), under a
+    /// [`Failover`] with this builder's classifier,
+    /// [`health_policy`](Self::health_policy) and [`probe`](Self::probe).
+    /// Connections go to the local endpoint while it serves; when it is
+    /// declared unhealthy its connections are retired (idle ones at
+    /// checkout, others when returned) and the pool refills at the next
+    /// endpoint, under that endpoint's connect rate; when it recovers they
+    /// move back over the failback ramp. [`DsqlPool::state`] reports each
+    /// endpoint.
+    ///
+    /// ```no_run
+    /// use dsql_auth::{CachingProvider, ClusterSet, SharedTokenProvider, SigningProvider};
+    /// use dsql_bb8::DsqlPool;
+    /// use dsql_tower::failover::Probe;
+    ///
+    /// # fn example(sdk: dsql_auth::aws::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = ClusterSet::from_env()?; // CLUSTER_ENDPOINT and CLUSTER_PEER_ENDPOINTS
+    /// let pool = DsqlPool::builder(cluster.local())
+    ///     .max_size(32)
+    ///     .probe(Probe::heartbeat("heartbeat"))
+    ///     .build_cluster(&cluster, |member| {
+    ///         SharedTokenProvider::new(CachingProvider::new(SigningProvider::from_sdk_config(member, &sdk)))
+    ///     })?;
+    /// # let _ = pool;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn build_cluster<P>(
+        self,
+        cluster: &ClusterSet,
+        mut tokens_for: impl FnMut(&DsqlConfig) -> P,
+    ) -> Result<DsqlPool<Failover<ConnectStack<P>>>, PoolConfigError>
+    where
+        P: TokenProvider + Clone + 'static,
+    {
+        self.validate()?;
+        let failover = FailoverBuilder::for_cluster_with(cluster, |member| {
+            let stack = StackBuilder::new(member, tokens_for(member))
+                .classifier(self.classifier.clone())
+                .connect_retries(connect_retries());
+            match self.connect_rate {
+                Some((per_second, burst)) => stack.connect_rate(per_second, burst),
+                None => stack.no_rate_limit(),
+            }
+        })
+        .map_err(Arc::new)?
+        .shared_classifier(self.classifier.clone())
+        .policy(self.health)
+        .probe(self.probe.clone())
+        .build()?;
+        self.build_failover(failover)
+    }
+
+    /// Builds the pool over a [`Failover`] of your own; [`DsqlPool::state`]
+    /// reports its endpoints. Its stacks pace their own connects.
+    pub fn build_failover<S>(self, failover: Failover<S>) -> Result<DsqlPool<Failover<S>>, PoolConfigError>
+    where
+        S: ConnectService,
+    {
+        self.validate()?;
+        let endpoints = failover.clone();
+        self.assemble(failover, None, Some(Box::new(move || endpoints.endpoints())))
     }
 
     fn assemble<M: ConnectService>(
         self,
         connect: M,
         rate_limit: Option<Arc<ConnectRateLimit>>,
+        endpoints: Option<EndpointSnapshots>,
     ) -> Result<DsqlPool<M>, PoolConfigError> {
         let lifecycle = Lifecycle::new(
             connect,
@@ -271,6 +359,7 @@ impl DsqlPoolBuilder {
                 events,
                 retry: self.retry.classifier(self.classifier),
                 rate_limit,
+                endpoints,
             }),
         })
     }

@@ -59,4 +59,7 @@ pub enum PoolConfigError {
     /// or conflicts with the endpoint's.
     #[error(transparent)]
     Connect(#[from] Arc<dsql_tower::ConnectError>),
+    /// The endpoint set cannot be built (a host given twice).
+    #[error(transparent)]
+    Failover(#[from] dsql_tower::failover::InvalidFailover),
 }

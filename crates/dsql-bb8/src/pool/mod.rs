@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use dsql_auth::SharedTokenProvider;
 use dsql_tower::connect::{ConnectRateLimit, ConnectService, ConnectStack};
+use dsql_tower::failover::EndpointSnapshot;
 use dsql_tower::lifecycle::Lifecycle;
 use dsql_tower::retry::RetryPolicy;
 use dsql_tower::{BoxError, BoxFuture, Error, Lifetime, Operation, OperationExt};
@@ -56,6 +57,8 @@ pub struct DsqlPool<M: ConnectService = ConnectStack<SharedTokenProvider>> {
     shared: Arc<Shared>,
 }
 
+type EndpointSnapshots = Box<dyn Fn() -> Vec<EndpointSnapshot> + Send + Sync>;
+
 struct Shared {
     queue: Arc<Semaphore>,
     max_size: u32,
@@ -65,6 +68,8 @@ struct Shared {
     events: Arc<Events>,
     retry: RetryPolicy,
     rate_limit: Option<Arc<ConnectRateLimit>>,
+    /// The endpoints' snapshots, for a pool over a [`Failover`].
+    endpoints: Option<EndpointSnapshots>,
 }
 
 impl<M: ConnectService> Clone for DsqlPool<M> {
@@ -154,6 +159,11 @@ impl<M: ConnectService> DsqlPool<M> {
             rate_limited: self.shared.rate_limit.as_ref().map_or(0, |limit| limit.waits()),
             timeouts: self.shared.timeouts.load(Ordering::Relaxed),
             retired: lifecycle.retirements(),
+            endpoints: self
+                .shared
+                .endpoints
+                .as_ref()
+                .map_or_else(Vec::new, |snapshot| snapshot()),
         }
     }
 

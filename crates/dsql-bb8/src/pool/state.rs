@@ -1,7 +1,8 @@
 use dsql_tower::Retirements;
+use dsql_tower::failover::EndpointSnapshot;
 
 /// What the pool holds and has done.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct PoolState {
     /// Connections open (idle and in use).
@@ -22,4 +23,8 @@ pub struct PoolState {
     pub timeouts: u64,
     /// Connections retired, by reason (a session reports the same).
     pub retired: Retirements,
+    /// Per endpoint of a multi-region cluster, in order of preference
+    /// ([`DsqlPoolBuilder::build_cluster`](crate::DsqlPoolBuilder::build_cluster)):
+    /// its state, connections and events. Empty for a single endpoint.
+    pub endpoints: Vec<EndpointSnapshot>,
 }
