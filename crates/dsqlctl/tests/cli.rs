@@ -94,6 +94,91 @@ fn token_from_url_and_from_env() {
     );
 }
 
+const PEER: &str = "zyxwvutsrqponmlkjihgfedcba.dsql.us-east-2.on.aws";
+
+/// `host token` lines, local first.
+fn tokens_of(output: &Output) -> Vec<(String, TokenClaims)> {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (host, token) = line.split_once(' ').unwrap();
+            let token = AuthToken::from_presigned(token).unwrap();
+            (
+                host.to_owned(),
+                TokenClaims::parse(token.expose_secret()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_cluster_set_gets_one_token_per_endpoint_each_for_its_host_and_region() {
+    let from_flags = dsqlctl(&["token", "--host", HOST, "--peer", PEER, "--user", "app"], &[]);
+    let from_url = dsqlctl(
+        &[
+            "token",
+            "--url",
+            &format!("postgres://app@{HOST},{PEER}/postgres"),
+        ],
+        &[],
+    );
+    let from_env = dsqlctl(
+        &["token"],
+        &[
+            ("CLUSTER_ENDPOINT", HOST),
+            ("CLUSTER_PEER_ENDPOINTS", PEER),
+            ("CLUSTER_USER", "app"),
+        ],
+    );
+    for output in [from_flags, from_url, from_env] {
+        let tokens = tokens_of(&output);
+        let seen: Vec<(&str, &str, &str, &str)> = tokens
+            .iter()
+            .map(|(host, c)| {
+                (
+                    host.as_str(),
+                    c.host.as_str(),
+                    c.region.as_str(),
+                    c.action.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (HOST, HOST, "us-east-1", "DbConnect"),
+                (PEER, PEER, "us-east-2", "DbConnect"),
+            ]
+        );
+    }
+    // One endpoint's token alone, as a password.
+    let claims = token_of(&dsqlctl(
+        &["token", "--host", HOST, "--peer", PEER, "--endpoint", PEER],
+        &[],
+    ));
+    assert_eq!(claims.host, PEER);
+    let unknown = dsqlctl(
+        &[
+            "token",
+            "--host",
+            HOST,
+            "--peer",
+            PEER,
+            "--endpoint",
+            "other.example",
+        ],
+        &[],
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not one of the cluster's endpoints"));
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_code_2() {
     for (args, env, needle) in [
