@@ -39,7 +39,9 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// **recovers**: its share of the connections grows linearly from zero to
 /// all of them over [`failback_ramp`](Self::failback_ramp), connections
 /// elsewhere moving back one at a time as they are returned, so that the
-/// move costs no reconnect storm.
+/// move costs no reconnect storm. Probes are started by traffic (a
+/// connect, a checkout, a return), in a task of their own: an idle pool
+/// does not probe, and no background task outlives the failover.
 ///
 /// ```
 /// use std::time::Duration;
