@@ -16,6 +16,8 @@
 //! | [`UNKNOWN_ENDPOINT`] | `08006` | FATAL | **best guess** |
 //! | [`ALPN_REQUIRED`] | `08P01` | FATAL | **best guess** (PostgreSQL 17's behavior) |
 //! | [`TRANSACTION_TIMEOUT`] | `54000` | ERROR | **best guess** |
+//! | [`REGION_ISOLATED`] | `08006` | FATAL | **best guess** (multi-region) |
+//! | [`REGION_ISOLATED_COMMIT`] | `08006` | ERROR | **best guess** (multi-region) |
 //! | [`UPSTREAM_UNAVAILABLE`] | `08006` | FATAL | local only |
 //! | [`PROTOCOL_VIOLATION`] | `08P01` | FATAL | PostgreSQL's |
 //! | [`MESSAGE_TOO_LARGE`] | `54000` | FATAL | local only, **best guess** |
@@ -265,6 +267,40 @@ pub const TRANSACTION_TIMEOUT: DsqlError = DsqlError {
 };
 
 // ---------------------------------------------------------------------------
+// BEST GUESSES for multi-region clusters. AWS documents that a peer cut off
+// from the other peer and the witness cannot commit, not what its clients
+// see; `dsql-local`'s assumption is written at `Isolation`
+// (`crate::Isolation`). Both are `08006` (connection exception), so that a
+// client classifies them "reconnect", which a multi-region client reads as
+// "this region cannot serve now: go to another".
+// ---------------------------------------------------------------------------
+
+/// A new connection to a region isolated from its peers
+/// ([`Faults::isolate`](crate::Faults::isolate)), once its token is
+/// verified. Best guess.
+pub const REGION_ISOLATED: DsqlError = DsqlError {
+    code: "08006",
+    message: "unable to accept connection, the region cannot reach its peer regions",
+    severity: Severity::Fatal,
+    confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
+};
+
+/// A `COMMIT` of a transaction that wrote (rolled back instead), or a write
+/// in autocommit (not applied), in a region isolated from its peers. Best
+/// guess. Not `40001`: a conflict is replayed at once in the same region,
+/// where it would fail again; `08006` says the region cannot serve, and the
+/// session stays usable for reads. The `DETAIL` says what became of the
+/// transaction.
+pub const REGION_ISOLATED_COMMIT: DsqlError = DsqlError {
+    code: "08006",
+    message: "unable to commit, the region cannot reach its peer regions",
+    severity: Severity::Error,
+    confirmed: false,
+    client_classes: &[ClientClass::new(None, class::RECONNECT)],
+};
+
+// ---------------------------------------------------------------------------
 // Local conditions (no DSQL equivalent).
 // ---------------------------------------------------------------------------
 
@@ -322,6 +358,8 @@ pub const ALL: &[DsqlError] = &[
     UNKNOWN_ENDPOINT,
     ALPN_REQUIRED,
     TRANSACTION_TIMEOUT,
+    REGION_ISOLATED,
+    REGION_ISOLATED_COMMIT,
     UPSTREAM_UNAVAILABLE,
     PROTOCOL_VIOLATION,
     MESSAGE_TOO_LARGE,

@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::catalog::{self, ClientClass, DsqlError, Severity};
+use crate::faults::IsolatedConnects;
 use crate::protocol::{self, ErrorResponse, ProtocolError, StartupMessage, StartupPacket};
 use crate::server::ServerCtx;
 use crate::stats::{RefusalReason, bump};
@@ -103,6 +104,39 @@ async fn relay_cancel(ctx: &ServerCtx, pid: i32, secret: i32, refusal: Option<Re
         tracing::debug!("cancel request for an unknown session ignored");
     }
     Outcome::Done
+}
+
+/// What an isolated region does with an authenticated connection
+/// ([`Isolation::connects`](crate::Isolation::connects)): refuse it (the
+/// outcome), let it wait until the region heals (or the handshake timeout
+/// closes it), or go on (`None`).
+async fn isolation_gate(ctx: &ServerCtx, tls: &mut ClientStream) -> Option<Outcome> {
+    let mut isolation = ctx.faults.watch_isolation();
+    loop {
+        let connects = isolation.borrow_and_update().map(|i| i.connects);
+        match connects {
+            None | Some(IsolatedConnects::Accept) => return None,
+            Some(IsolatedConnects::Refuse) => {
+                bump(&ctx.stats.counters.connects_refused_by_isolation);
+                return Some(
+                    refuse(
+                        ctx,
+                        tls,
+                        RefusalReason::RegionIsolated,
+                        &catalog::REGION_ISOLATED,
+                        None,
+                    )
+                    .await,
+                );
+            }
+            Some(IsolatedConnects::Hang) => {
+                tracing::debug!("region isolated: the connection waits");
+                if isolation.changed().await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Runs the handshake. `refusal` is the admission decision taken at accept
@@ -303,6 +337,9 @@ pub(crate) async fn handshake(
     let verified = match ctx.verifier.verify(token, &user) {
         Ok(verified) => verified,
         Err(failure) => {
+            if failure.for_other_host {
+                bump(&ctx.stats.counters.tokens_for_other_host);
+            }
             return Ok(refuse(
                 ctx,
                 &mut tls,
@@ -313,6 +350,9 @@ pub(crate) async fn handshake(
             .await);
         }
     };
+    if let Some(refused) = isolation_gate(ctx, &mut tls).await {
+        return Ok(refused);
+    }
     // The time window first, so that it does not use up the count.
     let refused = ctx.faults.refusing_auth() || {
         let by_count = ctx.faults.take_auth_refusal();

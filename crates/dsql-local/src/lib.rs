@@ -22,7 +22,10 @@
 //!   DSQL's form (`40001`, `change conflicts with another transaction (OC000)`).
 //! - **Faults on demand** ([`Faults`]), including deterministic ones that
 //!   fire at the n-th statement, authentication or connection attempt, and
+//!   a region isolated from its peers ([`Faults::isolate`]), and
 //!   **counters** ([`Stats`]).
+//! - **Multi-region clusters** ([`Regions`]): one endpoint per region over
+//!   one database.
 //! - **Sessions without superuser powers**: the upstream URL's user (usually
 //!   a superuser) only creates and checks, at start and on first use, the
 //!   role each DSQL role's sessions run as: a role of the same name (or a
@@ -84,7 +87,55 @@
 //!
 //! # Command line
 //! `dsqlctl local` (crate `dsqlctl`) runs this front end until Ctrl-C, with
-//! a flag for every limit and fault, and prints how to connect to it.
+//! a flag for every limit and fault, and prints how to connect to it
+//! (`--regions us-east-1,us-east-2`: one endpoint per region).
+//!
+//! # Regions
+//! A multi-region cluster is two peered clusters in two regions, each with
+//! its own cluster id and endpoint host (`<cluster-id>.dsql.<region>.on.aws`),
+//! both serving strongly consistent reads and writes over one logical
+//! database. [`Regions`] starts one endpoint per region over the same
+//! PostgreSQL: each has its own port, host, certificate, signing region,
+//! [`Faults`] and [`Stats`]; all share one CA, one access key and the
+//! upstream database. A token signed for one region's host is refused by
+//! the other, and counted ([`StatsSnapshot::tokens_for_other_host`]).
+//!
+//! ```no_run
+//! use dsql_local::{IsolatedConnects, IsolatedSessions, Isolation, Regions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let regions = Regions::builder().regions(["us-east-1", "us-east-2"]).start().await?;
+//! let configs = regions.client_configs("admin")?; // the local region first
+//! let url = regions.connection_url("admin"); // postgres://admin@host1:port1,host2:port2/postgres?…
+//! if let Some(east2) = regions.region("us-east-2") {
+//!     // us-east-2 loses its peers: connects refused, sessions cut, no commit.
+//!     east2.faults().isolate();
+//!     east2.faults().heal();
+//!     // Or: it still takes connections and answers reads, but commits no write.
+//!     east2.faults().isolate_with(Isolation {
+//!         connects: IsolatedConnects::Accept,
+//!         open_sessions: IsolatedSessions::Keep,
+//!         ..Isolation::default()
+//!     });
+//! }
+//! # let _ = (configs, url);
+//! regions.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! **What an isolated region's clients see is an assumption**: AWS
+//! documents only that the peer cut off from the other peer and the witness
+//! cannot commit. By default ([`Isolation::DEFAULT`]) new connections are
+//! refused after their token is checked with `FATAL 08006`
+//! ([`catalog::REGION_ISOLATED`]), the sessions open at that moment are cut,
+//! and in sessions that remain (when told to keep or accept them) the
+//! `COMMIT` of a transaction that wrote is rolled back and a write in
+//! autocommit is not applied, both answered `ERROR 08006`
+//! ([`catalog::REGION_ISOLATED_COMMIT`]; not `40001`, which clients replay
+//! in place), while reads are served. Each behaviour is one field of
+//! [`Isolation`], so a wrong guess is a one-line change.
 //!
 //! # DSQL's SQL
 //! Under [`Dialect::Dsql`] (the default; `dsqlctl local --dialect postgres`
@@ -169,6 +220,7 @@ mod faults;
 mod handshake;
 mod limits;
 mod protocol;
+mod regions;
 mod registry;
 mod relay;
 mod server;
@@ -187,7 +239,11 @@ pub use config::{
 };
 pub use dialect::{Dialect, UnknownDialect};
 pub use error::{ConfigError, StartError};
-pub use faults::{CommitDrop, Faults, Latency, StatementDrop};
+pub use faults::{
+    CommitDrop, Faults, IsolatedCommits, IsolatedConnects, IsolatedSessions, Isolation, Latency,
+    StatementDrop,
+};
+pub use regions::{Regions, RegionsBuilder};
 pub use server::DsqlLocal;
 pub use stats::{RefusalCounts, RefusalReason, Stats, StatsSnapshot};
 pub use token::{SignError, TokenRequest, sign_token};

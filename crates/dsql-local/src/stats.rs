@@ -58,11 +58,15 @@ pub enum RefusalReason {
     /// The role's upstream role has privileges beyond DSQL's `admin`
     /// (superuser, `CREATEROLE`, server file access, …).
     PrivilegedRole,
+    /// The region is isolated from its peers
+    /// ([`Faults::isolate`](crate::Faults::isolate), with
+    /// [`IsolatedConnects::Refuse`](crate::IsolatedConnects::Refuse)).
+    RegionIsolated,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order.
-    pub const ALL: [RefusalReason; 24] = [
+    pub const ALL: [RefusalReason; 25] = [
         Self::TlsRequired,
         Self::SniMissing,
         Self::SniMismatch,
@@ -87,6 +91,7 @@ impl RefusalReason {
         Self::Upstream,
         Self::UnknownDatabase,
         Self::PrivilegedRole,
+        Self::RegionIsolated,
     ];
 
     /// A stable snake_case name, for logs and metrics.
@@ -116,6 +121,7 @@ impl RefusalReason {
             Self::Upstream => "upstream",
             Self::UnknownDatabase => "unknown_database",
             Self::PrivilegedRole => "privileged_role",
+            Self::RegionIsolated => "region_isolated",
         }
     }
 
@@ -209,6 +215,23 @@ pub struct StatsSnapshot {
     pub connects_throttled_by_count: u64,
     /// Cancel requests relayed to the upstream.
     pub cancels_relayed: u64,
+    /// Tokens received that were signed for another endpoint host (another
+    /// region's peer, another cluster), whatever check refused them first
+    /// (a peer in another region usually refuses them for their region,
+    /// [`RefusalReason::WrongRegion`]). A client that signs one token per
+    /// peer keeps it at zero.
+    pub tokens_for_other_host: u64,
+    /// Authenticated connections refused because the region was isolated
+    /// ([`Faults::isolate`](crate::Faults::isolate); also counted as
+    /// [`RefusalReason::RegionIsolated`] refusals).
+    pub connects_refused_by_isolation: u64,
+    /// Sessions cut at the moment the region was isolated (also counted in
+    /// `sessions_dropped_by_faults`).
+    pub sessions_cut_by_isolation: u64,
+    /// Transactions that could not commit because the region was isolated:
+    /// `COMMIT`s of transactions that wrote (rolled back instead) and
+    /// autocommit writes (not applied).
+    pub commits_failed_by_isolation: u64,
     /// Bytes relayed from clients to the upstream.
     pub bytes_from_clients: u64,
     /// Bytes relayed from the upstream to clients.
@@ -244,6 +267,10 @@ pub(crate) struct Counters {
     pub(crate) auths_refused_by_count: AtomicU64,
     pub(crate) connects_throttled_by_count: AtomicU64,
     pub(crate) cancels_relayed: AtomicU64,
+    pub(crate) tokens_for_other_host: AtomicU64,
+    pub(crate) connects_refused_by_isolation: AtomicU64,
+    pub(crate) sessions_cut_by_isolation: AtomicU64,
+    pub(crate) commits_failed_by_isolation: AtomicU64,
     pub(crate) bytes_from_clients: AtomicU64,
     pub(crate) bytes_to_clients: AtomicU64,
     pub(crate) current_sessions: AtomicU64,
@@ -315,6 +342,10 @@ impl Stats {
             auths_refused_by_count: load(&c.auths_refused_by_count),
             connects_throttled_by_count: load(&c.connects_throttled_by_count),
             cancels_relayed: load(&c.cancels_relayed),
+            tokens_for_other_host: load(&c.tokens_for_other_host),
+            connects_refused_by_isolation: load(&c.connects_refused_by_isolation),
+            sessions_cut_by_isolation: load(&c.sessions_cut_by_isolation),
+            commits_failed_by_isolation: load(&c.commits_failed_by_isolation),
             bytes_from_clients: load(&c.bytes_from_clients),
             bytes_to_clients: load(&c.bytes_to_clients),
             current_sessions: load(&c.current_sessions),

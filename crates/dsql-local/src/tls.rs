@@ -20,6 +20,10 @@
 //! A persistent CA (`ca_dir`) is kept as before: it is meant to be trusted
 //! once, across restarts and endpoint changes, so it has neither constraints
 //! nor a short validity.
+//!
+//! The regional endpoints of a [`Regions`](crate::Regions) share one CA
+//! ([`Ca`]), made once for all their names, so that clients trust one PEM
+//! file; each still has a server certificate of its own.
 
 use std::fs;
 use std::io;
@@ -211,45 +215,100 @@ fn temp_dir() -> io::Result<PathBuf> {
     Err(last.unwrap_or_else(|| io::Error::other("no temporary directory")))
 }
 
-/// Builds the CA, the server certificate and the acceptor.
-pub(crate) fn build(config: &LocalConfig) -> Result<TlsMaterial, StartError> {
-    let names = server_names(config.endpoint.host(), &config.server_names);
-    let (ca_pem, issuer, window, ca_path, temp) = match &config.ca_dir {
-        Some(dir) => {
+/// A CA that signs server certificates: loaded from (or created in) a
+/// `ca_dir`, or generated in a temporary directory and constrained to the
+/// server names it was made for. Several servers can share one (the
+/// regional endpoints of [`Regions`](crate::Regions)), so that clients
+/// trust one PEM file.
+pub(crate) struct Ca {
+    pub(crate) pem: String,
+    pub(crate) path: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
+    /// The validity of a generated CA, which its server certificates share.
+    window: Option<Validity>,
+    /// The temporary directory holding a generated CA's file: its owner
+    /// removes it.
+    pub(crate) temp_dir: Option<PathBuf>,
+}
+
+impl Ca {
+    /// Loads the CA from `ca_dir` (creating it there if absent), or
+    /// generates one that may vouch only for `names` (see [`names`]).
+    pub(crate) fn new(ca_dir: Option<&Path>, names: &[String]) -> Result<Self, StartError> {
+        if let Some(dir) = ca_dir {
             let (pem, key) = persistent_ca(dir)?;
-            (pem, Issuer::new(ca_params(), key), None, dir.join(CA_FILE), None)
+            return Ok(Self {
+                pem,
+                path: dir.join(CA_FILE),
+                issuer: Issuer::new(ca_params(), key),
+                window: None,
+                temp_dir: None,
+            });
         }
-        None => {
-            let window = Validity::generated(SystemTime::now());
-            let params = generated_ca_params(&names, &window);
-            let key = KeyPair::generate()?;
-            let pem = params.self_signed(&key)?.pem();
-            let base = std::env::temp_dir();
-            let dir = temp_dir().map_err(ca_file_error(&base))?;
-            let path = dir.join(CA_FILE);
-            if let Err(e) = fs::write(&path, &pem) {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(ca_file_error(&path)(e));
-            }
-            (pem, Issuer::new(params, key), Some(window), path, Some(dir))
+        let window = Validity::generated(SystemTime::now());
+        let params = generated_ca_params(names, &window);
+        let key = KeyPair::generate()?;
+        let pem = params.self_signed(&key)?.pem();
+        let base = std::env::temp_dir();
+        let dir = temp_dir().map_err(ca_file_error(&base))?;
+        let path = dir.join(CA_FILE);
+        if let Err(e) = fs::write(&path, &pem) {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(ca_file_error(&path)(e));
         }
-    };
-    let acceptor = acceptor(&names, window.as_ref(), &issuer);
-    let acceptor = match acceptor {
-        Ok(acceptor) => acceptor,
+        Ok(Self {
+            pem,
+            path,
+            issuer: Issuer::new(params, key),
+            window: Some(window),
+            temp_dir: Some(dir),
+        })
+    }
+
+    /// An acceptor with a server certificate for `names`, signed by this CA.
+    pub(crate) fn acceptor(&self, names: &[String]) -> Result<TlsAcceptor, StartError> {
+        acceptor(names, self.window.as_ref(), &self.issuer)
+    }
+
+    /// Removes the temporary directory, if any.
+    pub(crate) fn remove_temp_dir(&self) {
+        if let Some(dir) = &self.temp_dir {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The names of `config`'s server certificate: the endpoint host,
+/// `localhost`, `127.0.0.1`, `::1` and the extra server names.
+pub(crate) fn names(config: &LocalConfig) -> Vec<String> {
+    server_names(config.endpoint.host(), &config.server_names)
+}
+
+/// Builds the server certificate and the acceptor, with the `shared` CA or
+/// one of the server's own.
+pub(crate) fn build(config: &LocalConfig, shared: Option<&Ca>) -> Result<TlsMaterial, StartError> {
+    let names = names(config);
+    if let Some(ca) = shared {
+        return Ok(TlsMaterial {
+            acceptor: ca.acceptor(&names)?,
+            ca_pem: ca.pem.clone(),
+            ca_path: ca.path.clone(),
+            temp_dir: None,
+        });
+    }
+    let ca = Ca::new(config.ca_dir.as_deref(), &names)?;
+    match ca.acceptor(&names) {
+        Ok(acceptor) => Ok(TlsMaterial {
+            acceptor,
+            ca_pem: ca.pem,
+            ca_path: ca.path,
+            temp_dir: ca.temp_dir,
+        }),
         Err(e) => {
-            if let Some(dir) = &temp {
-                let _ = fs::remove_dir_all(dir);
-            }
-            return Err(e);
+            ca.remove_temp_dir();
+            Err(e)
         }
-    };
-    Ok(TlsMaterial {
-        acceptor,
-        ca_pem,
-        ca_path,
-        temp_dir: temp,
-    })
+    }
 }
 
 /// The server certificate for `names` (the first is the common name), valid

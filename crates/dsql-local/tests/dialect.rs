@@ -268,9 +268,7 @@ async fn the_size_cap_fails_the_commit_and_keeps_nothing() {
         .await
         .expect("create");
     const MIB: usize = 1024 * 1024;
-    let insert = |id: i32, mib: usize| {
-        format!("INSERT INTO {table} SELECT {id}, repeat('x', {})", mib * MIB)
-    };
+    let insert = |id: i32, mib: usize| format!("INSERT INTO {table} SELECT {id}, repeat('x', {})", mib * MIB);
 
     client.batch_execute("BEGIN").await.expect("begin");
     for id in 1..=3 {

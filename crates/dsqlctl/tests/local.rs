@@ -405,3 +405,85 @@ fn the_public_test_key_off_loopback_needs_the_flag_and_warns() {
     assert!(stderr.contains("WARNING"), "{stderr}");
     assert!(stderr.contains("anyone who reaches"), "{stderr}");
 }
+
+#[tokio::test]
+async fn regions_serve_one_database_each_with_its_own_endpoint() {
+    let mut local = Running::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--regions",
+        "us-east-1,us-east-2",
+        "--latency",
+        "1ms",
+    ]);
+    let banner = local.banner();
+    assert!(banner.contains("running 2 regions"), "{banner}");
+    assert!(banner.contains("Region us-east-1 (local):"), "{banner}");
+    assert!(banner.contains("Region us-east-2:"), "{banner}");
+
+    // Each region's URL, as one endpoint's, and its psql command.
+    let mut configs = Vec::new();
+    for (region, var) in [
+        ("us-east-1", "DSQL_LOCAL_URL_US_EAST_1"),
+        ("us-east-2", "DSQL_LOCAL_URL_US_EAST_2"),
+    ] {
+        let prefix = format!("export {var}=");
+        let url = command_line(&banner, &prefix)
+            .strip_prefix(&prefix)
+            .unwrap()
+            .trim_matches('\'');
+        let config = DsqlConfig::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(config.endpoint().region(), region);
+        assert!(
+            banner.contains(&format!("--region {region} --user admin")),
+            "{banner}"
+        );
+        configs.push(config);
+    }
+    let (east1, east2) = (&configs[0], &configs[1]);
+    assert_ne!(east1.port(), east2.port());
+    assert_ne!(east1.endpoint().host(), east2.endpoint().host());
+    assert_eq!(east1.ssl_root_cert(), east2.ssl_root_cert(), "one CA");
+
+    // The multi-host URL names both, the local region first.
+    let multi = command_line(&banner, "export DSQL_LOCAL_URL=")
+        .strip_prefix("export DSQL_LOCAL_URL=")
+        .unwrap()
+        .trim_matches('\'');
+    let hosts = format!(
+        "@{}:{},{}:{}/postgres?hostaddr=127.0.0.1,127.0.0.1&sslrootcert=",
+        east1.endpoint().host(),
+        east1.port(),
+        east2.endpoint().host(),
+        east2.port()
+    );
+    assert!(multi.contains(&hosts), "{multi}");
+    let set = dsql_auth::ClusterSet::from_url(multi).unwrap_or_else(|e| panic!("{multi}: {e}"));
+    assert_eq!(set.members(), configs.as_slice());
+
+    // One database: written in one region, read in the other.
+    let table = dsql_testkit::unique("dsqlctl_regions");
+    let a = connect(east1, DEFAULT_ACCESS_KEY_ID).await.unwrap();
+    let b = connect(east2, DEFAULT_ACCESS_KEY_ID).await.unwrap();
+    a.batch_execute(&format!("CREATE TABLE {table} (id uuid PRIMARY KEY)"))
+        .await
+        .unwrap();
+    a.batch_execute(&format!("INSERT INTO {table} VALUES (gen_random_uuid())"))
+        .await
+        .unwrap();
+    let n: i64 = b
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    b.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+    drop((a, b));
+
+    let ca = east1.ssl_root_cert().unwrap().to_owned();
+    let (status, stderr) = local.interrupt();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("final stats"), "{stderr}");
+    assert!(stderr.contains("region=us-east-2"), "{stderr}");
+    assert!(!ca.exists(), "the temporary CA is left behind");
+}

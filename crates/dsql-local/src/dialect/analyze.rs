@@ -62,6 +62,7 @@ pub(super) fn analyze(sql: &str) -> Analysis {
                 refusal,
                 rewrite,
                 tag,
+                writes: super::writes::writes(node),
             })
         })
         .collect();

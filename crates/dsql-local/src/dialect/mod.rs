@@ -68,12 +68,14 @@ pub(crate) mod surface;
 mod transaction;
 #[cfg(feature = "dialect")]
 mod types;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub(crate) use self::rules::Refusal;
 pub(crate) use self::transaction::TransactionRules;
+pub(crate) use self::writes::by_keyword;
 
 /// The `DETAIL` of the errors dsql-local makes PostgreSQL raise for DSQL
 /// (refusals, the row cap): the relay recognizes them by it and strips it.
@@ -116,6 +118,9 @@ pub(crate) struct Statement {
     /// The command tag DSQL answers it with, when it is not the
     /// rewrite's.
     pub(crate) tag: Option<&'static str>,
+    /// It writes (or may): a region that cannot commit fails it in
+    /// autocommit ([`writes`]).
+    pub(crate) writes: bool,
 }
 
 /// DSQL's asynchronous DDL: answered with a `job_id` row, tracked in

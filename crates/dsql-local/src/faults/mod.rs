@@ -1,8 +1,10 @@
 //! Faults on demand: dropped sessions, refused authentication, injected
 //! conflicts and statement failures, throttled connects, latency, paused
-//! accepting.
+//! accepting, a region isolated from its peers.
 //!
 //! - this module: the public [`Faults`] handle and its knobs;
+//! - [`isolation`]: [`Faults::isolate`] and what an isolated region's
+//!   clients see ([`Isolation`]);
 //! - [`countdown`]: the count-based knobs, which fire once at the n-th event
 //!   counted from the moment they are set (deterministic, for property-based
 //!   tests that shrink);
@@ -10,6 +12,7 @@
 //!   authentication, message and statement.
 
 mod countdown;
+mod isolation;
 #[cfg(test)]
 mod tests;
 mod triggers;
@@ -25,7 +28,9 @@ use tokio::time::Instant;
 
 use self::countdown::Countdowns;
 pub(crate) use self::countdown::StatementFault;
+pub use self::isolation::{IsolatedCommits, IsolatedConnects, IsolatedSessions, Isolation};
 use crate::registry::Registry;
+use crate::stats::Stats;
 
 /// Added latency, applied to messages from clients before they are relayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +74,10 @@ const DROP_AFTER: u8 = 2;
 
 pub(crate) struct FaultState {
     registry: Arc<Registry>,
+    /// The endpoint's counters, for what the faults do at once.
+    stats: Stats,
+    /// The region's isolation from its peers, if any.
+    isolation: watch::Sender<Option<Isolation>>,
     paused: watch::Sender<bool>,
     refuse_until: Mutex<Option<Instant>>,
     conflict_probability: AtomicU64,
@@ -96,6 +105,8 @@ pub(crate) struct FaultState {
 /// faults.drop_at_statement(2, StatementDrop::AfterCompletion);
 /// faults.refuse_next_auths(1);
 /// faults.throttle_next_connects(2);
+/// faults.isolate(); // the region loses its peers (see `Isolation`)
+/// faults.heal();
 /// faults.clear();
 /// # }
 /// ```
@@ -105,10 +116,12 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub(crate) fn new(registry: Arc<Registry>) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, stats: Stats) -> Self {
         Self {
             state: Arc::new(FaultState {
                 registry,
+                stats,
+                isolation: watch::Sender::new(None),
                 paused: watch::Sender::new(false),
                 refuse_until: Mutex::new(None),
                 conflict_probability: AtomicU64::new(0_f64.to_bits()),
@@ -269,8 +282,9 @@ impl Faults {
         self.state.countdowns.throttle_next_connects(n);
     }
 
-    /// Turns every fault off (and resumes accepting).
+    /// Turns every fault off (resumes accepting, heals an isolation).
     pub fn clear(&self) {
+        self.heal();
         self.state.countdowns.clear();
         self.stop_refusing_auth();
         self.inject_commit_conflicts(0.0);
@@ -292,6 +306,7 @@ impl fmt::Debug for Faults {
             .field("latency_kind", &self.state.latency_kind.load(Ordering::Relaxed))
             .field("commit_drop", &self.state.commit_drop.load(Ordering::Relaxed))
             .field("countdowns", &self.state.countdowns)
+            .field("isolation", &self.isolation())
             .finish()
     }
 }

@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn conflicts_are_injected_with_the_probability() {
-    let faults = Faults::new(Arc::new(Registry::default()));
+    let faults = Faults::new(Arc::new(Registry::default()), Stats::new());
     faults.inject_commit_conflicts(0.5);
     let conflicts = (0..1000).filter(|_| faults.roll_conflict()).count();
     assert!((350..650).contains(&conflicts), "{conflicts}");
@@ -12,7 +12,7 @@ fn conflicts_are_injected_with_the_probability() {
 
 #[test]
 fn knobs_set_and_clear() {
-    let faults = Faults::new(Arc::new(Registry::default()));
+    let faults = Faults::new(Arc::new(Registry::default()), Stats::new());
     assert!(!faults.roll_conflict());
     faults.inject_commit_conflicts(1.0);
     assert!(faults.roll_conflict());
@@ -33,7 +33,7 @@ fn knobs_set_and_clear() {
 
 #[test]
 fn count_based_knobs_fire_once_at_their_count() {
-    let faults = Faults::new(Arc::new(Registry::default()));
+    let faults = Faults::new(Arc::new(Registry::default()), Stats::new());
     assert_eq!(faults.take_statement_fault(), None);
     faults.fail_statement(2);
     faults.drop_at_statement(3, StatementDrop::AfterCompletion);
@@ -67,4 +67,29 @@ fn count_based_knobs_fire_once_at_their_count() {
     faults.clear();
     assert_eq!(faults.take_statement_fault(), None);
     assert!(!faults.take_auth_refusal() && !faults.take_throttle());
+}
+
+#[test]
+fn isolation_is_set_replaced_and_healed() {
+    let stats = Stats::new();
+    let faults = Faults::new(Arc::new(Registry::default()), stats.clone());
+    assert_eq!(faults.isolation(), None);
+    assert!(!faults.commits_fail());
+    assert_eq!(faults.isolate(), 0, "no session to cut");
+    assert_eq!(faults.isolation(), Some(Isolation::DEFAULT));
+    assert!(faults.commits_fail());
+    let keep = Isolation {
+        connects: IsolatedConnects::Hang,
+        open_sessions: IsolatedSessions::Keep,
+        commits: IsolatedCommits::Succeed,
+    };
+    faults.isolate_with(keep);
+    assert_eq!(faults.isolation(), Some(keep));
+    assert!(!faults.commits_fail());
+    faults.heal();
+    assert_eq!(faults.isolation(), None);
+    faults.isolate();
+    faults.clear();
+    assert_eq!(faults.isolation(), None, "clear heals");
+    assert_eq!(stats.snapshot().sessions_cut_by_isolation, 0);
 }

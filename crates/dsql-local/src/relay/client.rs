@@ -7,10 +7,11 @@ use tokio::time::sleep;
 
 use super::commit::StatementTracker;
 use super::dialect::{ParsePlan, QueryPlan};
+use super::isolation::ClientTransaction;
 use super::outbox::Outbox;
 use super::tags::TagEdits;
 use super::{ConflictKind, Flow, Pending, Request, SessionEnd, State, sleep_until_opt};
-use crate::dialect::{Kind, TransactionRules};
+use crate::dialect::TransactionRules;
 use crate::protocol::{self, Frame, FrameReader};
 use crate::server::ServerCtx;
 
@@ -28,6 +29,9 @@ pub(super) struct ClientSide<'a> {
     pub(super) discard_until_sync: bool,
     /// At the next `Sync`, send `Sync` + `ROLLBACK` for an injected conflict.
     pub(super) conflict_at_sync: Option<ConflictKind>,
+    /// At the next `Sync`, send `Sync`, then the isolated region's check
+    /// and `COMMIT` (a `COMMIT` whose `Execute` was held back).
+    pub(super) check_commit_at_sync: bool,
     /// At the next `Sync`, fail the batch with this statement (a failed
     /// `Execute`, a refused statement).
     pub(super) fail_at_sync: Option<String>,
@@ -50,6 +54,9 @@ pub(super) struct ClientSide<'a> {
     copy_ends: u64,
     /// [`copy_ends`](Self::copy_ends) at the first `Execute` of the batch.
     batch_copy_start: Option<u64>,
+    /// Whether a transaction is open, as far as the client's statements
+    /// went (for an isolated region).
+    pub(super) client_transaction: ClientTransaction,
 }
 
 impl<'a> ClientSide<'a> {
@@ -62,6 +69,7 @@ impl<'a> ClientSide<'a> {
             batch_open: false,
             discard_until_sync: false,
             conflict_at_sync: None,
+            check_commit_at_sync: false,
             fail_at_sync: None,
             sync_action: None,
             statements: StatementTracker::default(),
@@ -73,6 +81,7 @@ impl<'a> ClientSide<'a> {
             batch_binds: 0,
             copy_ends: 0,
             batch_copy_start: None,
+            client_transaction: ClientTransaction::default(),
         }
     }
 
@@ -188,6 +197,7 @@ impl<'a> ClientSide<'a> {
         if starts_request {
             self.check_transaction_age();
             self.settle_transaction_rules();
+            self.settle_isolation();
         }
         match tag {
             b'Q' => return self.on_query(&frame),
@@ -223,7 +233,7 @@ impl<'a> ClientSide<'a> {
                     self.batch_tags.set(self.batch_executes, tag);
                 }
                 self.batch_executes += 1;
-                return self.on_execute(&frame, prepared.kind == Kind::Commit);
+                return self.on_execute(&frame, prepared);
             }
             b'C' => {
                 self.batch_open = true;
@@ -289,6 +299,9 @@ impl<'a> ClientSide<'a> {
             self.push_sync(Pending::HideRfq);
             protocol::put_query(&mut self.out, "ROLLBACK");
             self.push(Pending::Conflict(kind));
+        } else if std::mem::take(&mut self.check_commit_at_sync) {
+            self.push_sync(Pending::HideRfq);
+            self.check_commit(None);
         } else {
             let action = self.sync_action.take().unwrap_or(Pending::Forward);
             self.push_sync(action);

@@ -40,6 +40,8 @@ pub(super) struct Prepared {
     /// The command tag DSQL answers it with, when it differs from
     /// PostgreSQL's (asynchronous DDL).
     pub(super) tag: Option<&'static str>,
+    /// It writes (or may): an isolated region fails it in autocommit.
+    pub(super) writes: bool,
 }
 
 /// What each name (of a prepared statement or a portal) stands for; the

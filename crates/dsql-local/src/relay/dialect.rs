@@ -57,6 +57,30 @@ fn dsql(ctx: &ServerCtx) -> bool {
     ctx.config.dialect == Dialect::Dsql
 }
 
+/// What a prepared statement runs, without DSQL's dialect (nothing is
+/// parsed): a `COMMIT` for the commit faults, and its first keyword's
+/// transaction control and writes for an isolated region
+/// ([`by_keyword`](crate::dialect::by_keyword); one statement, as a
+/// `Parse` holds).
+fn prepared_by_keyword(sql: &[u8]) -> Prepared {
+    let (kind, writes) = match crate::dialect::by_keyword(sql).as_slice() {
+        [one] => *one,
+        _ => (Kind::Neutral, false),
+    };
+    Prepared {
+        // `is_commit` is the faults' own test: keep it theirs.
+        kind: if is_commit(sql) {
+            Kind::Commit
+        } else if kind == Kind::Commit {
+            Kind::Neutral
+        } else {
+            kind
+        },
+        tag: None,
+        writes,
+    }
+}
+
 /// What becomes of a simple query.
 pub(super) enum QueryPlan {
     /// Send it as is; `commit`: it holds a `COMMIT`.
@@ -165,11 +189,12 @@ impl ClientSide<'_> {
                 Kind::Neutral
             },
             tag: None,
+            writes: false,
         };
         let text = match std::str::from_utf8(sql) {
             Ok(text) if self.dsql() => text,
             _ => {
-                self.statements.parse(name, commit_kind());
+                self.statements.parse(name, prepared_by_keyword(sql));
                 return ParsePlan::Forward { body: None };
             }
         };
@@ -196,6 +221,7 @@ impl ClientSide<'_> {
             Prepared {
                 kind: statement.kind,
                 tag: statement.tag,
+                writes: statement.writes,
             },
         );
         let replaced = statement

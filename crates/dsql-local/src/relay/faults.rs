@@ -10,8 +10,11 @@
 //! raised error for DSQL's conflict.
 
 use super::client::ClientSide;
+use super::commit::Prepared;
+use super::isolation::{self, Verdict};
 use super::{ConflictKind, DropCause, Flow, Pending};
 use crate::catalog;
+use crate::dialect::Kind;
 use crate::faults::StatementFault;
 use crate::protocol::{self, Frame};
 use crate::stats::bump;
@@ -42,11 +45,16 @@ enum Action {
     Conflict(ConflictKind),
     /// Replace it by [`fail_sql`].
     Fail,
+    /// Replace it by the isolated region's refusal (a write in autocommit).
+    RefuseWrite,
+    /// Send the isolated region's check before the `COMMIT`.
+    CheckCommit,
 }
 
 impl ClientSide<'_> {
-    /// Counts the statement for the faults and decides what to do with it.
-    fn statement_action(&self, commit: bool) -> Action {
+    /// Counts the statement for the faults and decides what to do with it,
+    /// the isolation's `verdict` included.
+    fn statement_action(&self, commit: bool, verdict: Verdict) -> Action {
         let fault = self.ctx.faults.take_statement_fault();
         match fault {
             Some(StatementFault::Drop(StatementDrop::BeforeForwarding)) => {
@@ -57,6 +65,9 @@ impl ClientSide<'_> {
             }
             Some(StatementFault::Fail) if !commit => return Action::Fail,
             Some(StatementFault::Fail) | None => {}
+        }
+        if verdict == Verdict::RefuseWrite {
+            return Action::RefuseWrite;
         }
         if !commit {
             return Action::Forward;
@@ -77,6 +88,11 @@ impl ClientSide<'_> {
             } else {
                 Action::Fail
             };
+        }
+        match verdict {
+            Verdict::CheckCommit => return Action::CheckCommit,
+            Verdict::FailCommit => return Action::Conflict(ConflictKind::Isolated),
+            Verdict::Serve | Verdict::RefuseWrite => {}
         }
         match self.ctx.faults.take_commit_drop() {
             Some(CommitDrop::BeforeForwarding) => return Action::DropBefore(DropCause::Commit),
@@ -109,6 +125,19 @@ impl ClientSide<'_> {
         }
     }
 
+    /// Sends the isolated region's check, then the `COMMIT`: the
+    /// client's `frame` (or `COMMIT` for an `Execute` held back).
+    pub(super) fn check_commit(&mut self, frame: Option<&Frame>) {
+        tracing::debug!("region isolated: COMMIT checked for writes");
+        protocol::put_query(&mut self.out, &isolation::check_commit_sql());
+        self.push(Pending::IsolationCheck);
+        match frame {
+            Some(frame) => self.forward(frame),
+            None => protocol::put_query(&mut self.out, "COMMIT"),
+        }
+        self.push(Pending::AfterIsolationCheck);
+    }
+
     /// A simple-protocol `Query` (sent as `replacement` if given).
     pub(super) fn on_simple_statement(
         &mut self,
@@ -116,7 +145,8 @@ impl ClientSide<'_> {
         replacement: Option<&str>,
         commit: bool,
     ) -> Flow {
-        match self.statement_action(commit) {
+        let verdict = self.isolation_of_query(frame);
+        match self.statement_action(commit, verdict) {
             Action::Forward => {
                 self.send_query(frame, replacement);
                 self.push(Pending::Forward);
@@ -140,13 +170,22 @@ impl ClientSide<'_> {
                 protocol::put_query(&mut self.out, &fail_sql());
                 self.push(Pending::FailStatement);
             }
+            Action::RefuseWrite => {
+                tracing::debug!("region isolated: write in autocommit refused");
+                protocol::put_query(&mut self.out, &isolation::refuse_write_sql());
+                self.push(Pending::FailStatement);
+            }
+            // A `COMMIT` alone (else the verdict fails it): the client's
+            // text, whatever `replacement` DSQL's dialect made of it.
+            Action::CheckCommit => self.check_commit(Some(frame)),
         }
         Flow::Continue
     }
 
-    /// An extended-protocol `Execute`.
-    pub(super) fn on_execute(&mut self, frame: &Frame, commit: bool) -> Flow {
-        match self.statement_action(commit) {
+    /// An extended-protocol `Execute` of `prepared`.
+    pub(super) fn on_execute(&mut self, frame: &Frame, prepared: Prepared) -> Flow {
+        let verdict = self.isolation_of_execute(prepared);
+        match self.statement_action(prepared.kind == Kind::Commit, verdict) {
             Action::Forward => self.forward(frame),
             Action::DropBefore(cause) => return self.drop_before(cause),
             Action::DropAfter(cause) => {
@@ -175,6 +214,17 @@ impl ClientSide<'_> {
                 tracing::debug!("fault: extended-protocol statement failed with OC000");
                 self.discard_until_sync = true;
                 self.fail_at_sync = Some(fail_sql());
+            }
+            Action::RefuseWrite => {
+                tracing::debug!("region isolated: extended-protocol write in autocommit refused");
+                self.discard_until_sync = true;
+                self.fail_at_sync = Some(isolation::refuse_write_sql());
+            }
+            // Drop the Execute and the rest of the batch; at Sync, check
+            // and commit.
+            Action::CheckCommit => {
+                self.discard_until_sync = true;
+                self.check_commit_at_sync = true;
             }
         }
         Flow::Continue

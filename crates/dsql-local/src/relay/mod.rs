@@ -18,7 +18,9 @@
 //! - [`faults`]: what the [`Faults`](crate::Faults) knobs do to a statement
 //!   or a `COMMIT`: forward it, drop the session before or after it, fail it
 //!   (the upstream raises the error itself, so that the transaction state is
-//!   PostgreSQL's own), or replace a `COMMIT` by `ROLLBACK` and an error.
+//!   PostgreSQL's own), or replace a `COMMIT` by `ROLLBACK` and an error;
+//! - [`isolation`]: what a region isolated from its peers does to writes
+//!   and `COMMIT`s.
 //!
 //! # Which request a `ReadyForQuery` answers
 //!
@@ -70,6 +72,7 @@ mod client;
 mod commit;
 mod dialect;
 mod faults;
+mod isolation;
 mod outbox;
 mod tags;
 #[cfg(test)]
@@ -151,6 +154,14 @@ enum Pending {
     /// `binds`: those its forwarded messages may get) are the relay's,
     /// dropped.
     FailBatch { parses: u32, binds: u32 },
+    /// It answers an isolated region's check before a `COMMIT`: drop it,
+    /// but for the error it raises when the transaction wrote, which is
+    /// sent as DSQL's.
+    IsolationCheck,
+    /// It answers the `COMMIT` after that check: forward it, unless the
+    /// check failed: then only its `ReadyForQuery` (the `COMMIT` of the
+    /// aborted transaction rolled it back).
+    AfterIsolationCheck,
 }
 
 /// A request that ends in a `ReadyForQuery` (unless PostgreSQL ignores it).
@@ -219,6 +230,9 @@ enum ConflictKind {
     /// [`Faults::fail_statement`](crate::Faults::fail_statement) picked the
     /// `COMMIT` of an open transaction.
     FailedStatement,
+    /// The region is isolated, and the `COMMIT` came with other statements
+    /// that may have written.
+    Isolated,
 }
 
 /// State shared by both directions.

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::dialect::REFUSAL_MARKER;
 use super::faults::FAIL_MARKER;
+use super::isolation::{COMMIT_DETAIL, ISOLATION_MARKER, WRITE_DETAIL};
 use super::outbox::Outbox;
 use super::{ConflictKind, DropCause, Flow, Pending, Request, SessionEnd, State};
 use crate::catalog::{self, Severity};
@@ -30,6 +31,9 @@ pub(super) struct UpstreamSide<'a> {
     copy_in: bool,
     /// An error was relayed in the current [`Pending::Conflict`] reply.
     saw_error: bool,
+    /// The last [`Pending::IsolationCheck`] raised: the transaction wrote,
+    /// and the `COMMIT` after it rolls back.
+    commit_refused: bool,
     /// `ParseComplete`s and `BindComplete`s seen in the current
     /// [`Pending::FailBatch`] reply.
     parse_completes: u32,
@@ -59,6 +63,7 @@ impl<'a> UpstreamSide<'a> {
             current: None,
             copy_in: false,
             saw_error: false,
+            commit_refused: false,
             parse_completes: 0,
             bind_completes: 0,
             completions: 0,
@@ -178,7 +183,16 @@ impl<'a> UpstreamSide<'a> {
             (Pending::Conflict(_) | Pending::FailStatement | Pending::FailBatch { .. }, _) => {
                 self.forward(&frame);
             }
-            (Pending::Swallow, b'A' | b'S') => self.forward(&frame),
+            (Pending::IsolationCheck, b'E') => self.on_isolation_check(&frame),
+            (Pending::AfterIsolationCheck, b'E') if !self.commit_refused => self.forward_error(&frame),
+            (Pending::AfterIsolationCheck, b'C' | b's' | b'I') if !self.commit_refused => {
+                self.forward_completion(&frame)
+            }
+            (Pending::Swallow | Pending::IsolationCheck | Pending::AfterIsolationCheck, b'A' | b'S') => {
+                self.forward(&frame)
+            }
+            (Pending::AfterIsolationCheck, _) if !self.commit_refused => self.forward(&frame),
+            (Pending::IsolationCheck | Pending::AfterIsolationCheck, _) => {}
             // The statement completes only once the client sent its data.
             (Pending::DropSession(_), b'G' | b'W') => self.forward(&frame),
             (Pending::Swallow | Pending::DropSession(_), _) => {}
@@ -212,7 +226,11 @@ impl<'a> UpstreamSide<'a> {
         self.current = None;
         match mode {
             Pending::Forward => self.forward(frame),
-            Pending::HideRfq | Pending::Swallow => {}
+            Pending::HideRfq | Pending::Swallow | Pending::IsolationCheck => {}
+            Pending::AfterIsolationCheck => {
+                self.commit_refused = false;
+                self.forward(frame);
+            }
             Pending::Conflict(kind) => {
                 if !std::mem::take(&mut self.saw_error) {
                     self.emit_conflict(kind);
@@ -241,7 +259,37 @@ impl<'a> UpstreamSide<'a> {
                 ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT).encode(&mut self.out);
             }
             ConflictKind::Timeout => self.timeout_error(),
+            ConflictKind::Isolated => self.isolation_error(COMMIT_DETAIL),
         }
+    }
+
+    /// DSQL's error for what an isolated region cannot commit.
+    fn isolation_error(&mut self, detail: &str) {
+        bump(&self.ctx.stats.counters.commits_failed_by_isolation);
+        ErrorResponse::from_catalog(&catalog::REGION_ISOLATED_COMMIT)
+            .detail(detail)
+            .encode(&mut self.out);
+    }
+
+    /// An error in the reply to an isolated region's check before a
+    /// `COMMIT`. `25P02`: the transaction was aborted already, and the
+    /// `COMMIT` answers as PostgreSQL does (`ROLLBACK`). Any other error,
+    /// the one the check raises when the transaction wrote first, aborted
+    /// the transaction: the `COMMIT` rolls it back, and DSQL's error says
+    /// so (a bare `ROLLBACK` would read as a success).
+    fn on_isolation_check(&mut self, frame: &Frame) {
+        let body = self.reader.body(frame);
+        if protocol::error_field(body, b'C') == Some(b"25P02") {
+            return;
+        }
+        if protocol::error_field(body, b'D') != Some(ISOLATION_MARKER) {
+            tracing::warn!(
+                code = ?protocol::error_field(body, b'C').map(String::from_utf8_lossy),
+                "region isolated: the COMMIT check failed; the transaction is rolled back"
+            );
+        }
+        self.commit_refused = true;
+        self.isolation_error(COMMIT_DETAIL);
     }
 
     /// An error in the reply to a failed statement's replacement: DSQL's
@@ -254,6 +302,8 @@ impl<'a> UpstreamSide<'a> {
         if raised {
             bump(&self.ctx.stats.counters.statements_failed);
             ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT).encode(&mut self.out);
+        } else if protocol::error_field(body, b'D') == Some(ISOLATION_MARKER) {
+            self.isolation_error(WRITE_DETAIL);
         } else {
             self.forward_error(frame);
         }

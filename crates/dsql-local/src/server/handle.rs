@@ -57,7 +57,14 @@ impl DsqlLocal {
 
     /// Generates the certificates, binds the listener and starts accepting.
     pub async fn start(config: LocalConfig) -> Result<Self, StartError> {
-        let material = tls::build(&config)?;
+        Self::start_with_ca(config, None).await
+    }
+
+    /// [`start`](Self::start), with the server certificate signed by `ca`
+    /// when given (a CA shared with other endpoints, which owns its
+    /// temporary directory) rather than by a CA of its own.
+    pub(crate) async fn start_with_ca(config: LocalConfig, ca: Option<&tls::Ca>) -> Result<Self, StartError> {
+        let material = tls::build(&config, ca)?;
         let listener = match TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(source) => {
@@ -80,7 +87,7 @@ impl DsqlLocal {
         };
         let registry = Arc::new(Registry::default());
         let stats = Stats::new();
-        let faults = Faults::new(Arc::clone(&registry));
+        let faults = Faults::new(Arc::clone(&registry), stats.clone());
         let key = config
             .access_keys
             .first()

@@ -120,14 +120,23 @@ fn refuses_with_dsql_hints() {
         RefusalReason::WrongService
     );
 
+    assert!(!failure.for_other_host, "a token for this host");
+
     let host = VECTOR.replace("peccy.", "other.");
     let failure = refusal(verifier.verify(&host, "reader"));
     assert_eq!(failure.reason, RefusalReason::WrongHost);
+    assert!(failure.for_other_host);
     assert!(
         failure
             .hint
             .ends_with("is not authorized to access this resource")
     );
+    // Another region's peer: refused for its region first, still counted
+    // as a token for another host.
+    let peer = host.replace("%2Fus-east-1%2F", "%2Fus-east-2%2F");
+    let failure = refusal(verifier.verify(&peer, "reader"));
+    assert_eq!(failure.reason, RefusalReason::WrongRegion);
+    assert!(failure.for_other_host);
 
     let algorithm = VECTOR.replace("AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256");
     assert_eq!(

@@ -30,6 +30,11 @@ pub(crate) struct Verified {
 pub(crate) struct AuthFailure {
     pub(crate) reason: RefusalReason,
     pub(crate) hint: String,
+    /// The token names another endpoint host, whatever check refused it
+    /// first (a peer in another region refuses it for its region): counted
+    /// apart, so that a multi-region client can be shown never to send a
+    /// token to the wrong peer.
+    pub(crate) for_other_host: bool,
 }
 
 /// Checks tokens against the endpoint, the key table and the clock.
@@ -132,16 +137,33 @@ impl Verifier {
 
     /// Checks `token` as the password of `user`.
     pub(crate) fn verify(&self, token: &str, user: &str) -> Result<Verified, AuthFailure> {
-        let fail = |reason, hint: String| Err(AuthFailure { reason, hint });
         let claims = match TokenClaims::parse(token) {
             Ok(claims) => claims,
             Err(e) => {
-                return fail(
-                    RefusalReason::MalformedToken,
-                    format!("The password is not a DSQL authentication token: {e}"),
-                );
+                return Err(AuthFailure {
+                    reason: RefusalReason::MalformedToken,
+                    hint: format!("The password is not a DSQL authentication token: {e}"),
+                    for_other_host: false,
+                });
             }
         };
+        let for_other_host = !claims.host.eq_ignore_ascii_case(self.endpoint.host());
+        self.check(token, claims, user)
+            .map_err(|(reason, hint)| AuthFailure {
+                reason,
+                hint,
+                for_other_host,
+            })
+    }
+
+    /// Checks a parsed token; the refusal's reason and hint.
+    fn check(
+        &self,
+        token: &str,
+        claims: TokenClaims,
+        user: &str,
+    ) -> Result<Verified, (RefusalReason, String)> {
+        let fail = |reason, hint: String| Err((reason, hint));
         let secrets = Secrets::of(token);
         if secrets.algorithm != Some(ALGORITHM) {
             return fail(

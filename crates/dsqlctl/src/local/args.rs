@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use dsql_local::{
     AccessKey, DEFAULT_CONNECTION_BURST, DEFAULT_CONNECTION_RATE, DEFAULT_UPSTREAM, DsqlLocal, LocalConfig,
-    RateLimit,
+    LocalConfigBuilder, RateLimit, RegionsBuilder,
 };
 
 use crate::{Failure, duration};
@@ -40,6 +40,17 @@ pub(crate) struct LocalArgs {
     /// Region tokens must be signed for [default: the endpoint host's, or us-east-1].
     #[arg(long)]
     region: Option<String>,
+    /// Serve a multi-region cluster: one endpoint per region (comma-separated,
+    /// the local one first), each with its own cluster id, endpoint host,
+    /// signing region and port (--listen's, then one up per region), over
+    /// one database and one CA.
+    #[arg(
+        long,
+        value_name = "REGION,REGION",
+        value_delimiter = ',',
+        conflicts_with_all = ["endpoint_host", "region"]
+    )]
+    pub(super) regions: Vec<String>,
     /// Access key id tokens must be signed with, instead of the public test
     /// key AKIDLOCAL (with --secret-access-key).
     #[arg(long, value_name = "ID")]
@@ -117,6 +128,7 @@ impl fmt::Debug for LocalArgs {
             .field("dialect", &self.dialect)
             .field("endpoint_host", &self.endpoint_host)
             .field("region", &self.region)
+            .field("regions", &self.regions)
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",
@@ -194,6 +206,24 @@ impl LocalArgs {
     }
 
     pub(super) fn config(&self, key: Option<AccessKey>) -> Result<LocalConfig, Failure> {
+        self.builder(key)
+            .build()
+            .map_err(|e| Failure::Usage(e.to_string()))
+    }
+
+    /// With `--regions`: one endpoint per region, each on [`config`](Self::config)'s
+    /// settings (validated, so that a bad list is a usage error).
+    pub(super) fn regions(&self, key: Option<AccessKey>) -> Result<Option<RegionsBuilder>, Failure> {
+        if self.regions.is_empty() {
+            return Ok(None);
+        }
+        let regions = RegionsBuilder::new(self.builder(key)).regions(self.regions.iter().map(|r| r.trim()));
+        regions.build().map_err(|e| Failure::Usage(e.to_string()))?;
+        Ok(Some(regions))
+    }
+
+    /// Every flag's setting, for one endpoint.
+    fn builder(&self, key: Option<AccessKey>) -> LocalConfigBuilder {
         let mut builder = DsqlLocal::builder()
             .listen(self.listen)
             .upstream(&self.upstream)
@@ -231,7 +261,7 @@ impl LocalArgs {
         if let Some(dir) = &self.ca_dir {
             builder = builder.ca_dir(dir);
         }
-        builder.build().map_err(|e| Failure::Usage(e.to_string()))
+        builder
     }
 }
 
@@ -311,5 +341,32 @@ mod tests {
 
         let args = parse(&["--listen", "127.0.0.1:0"]);
         assert!(args.config(None).is_ok());
+    }
+
+    #[test]
+    fn regions_are_a_list_that_replaces_the_endpoint_flags() {
+        let args = parse(&["--regions", "us-east-1,us-east-2", "--listen", "127.0.0.1:0"]);
+        let regions = args.regions(None).expect("valid").expect("regions");
+        let configs = regions.build().expect("valid");
+        assert_eq!(configs.len(), 2);
+        assert_eq!(configs[1].endpoint().region(), "us-east-2");
+        assert!(
+            parse(&["--listen", "127.0.0.1:0"])
+                .regions(None)
+                .expect("valid")
+                .is_none()
+        );
+        let args = parse(&["--regions", "us-east-1,us-east-1"]);
+        let Err(Failure::Usage(message)) = args.regions(None) else {
+            panic!("a region twice is refused");
+        };
+        assert!(message.contains("us-east-1 is given twice"), "{message}");
+        for conflicting in [["--region", "us-east-1"], ["--endpoint-host", "localhost"]] {
+            let flags = [&["--regions", "us-east-1,us-east-2"][..], &conflicting[..]].concat();
+            assert!(
+                Cli::try_parse_from([&["local"][..], &flags[..]].concat()).is_err(),
+                "{conflicting:?}"
+            );
+        }
     }
 }

@@ -2,20 +2,85 @@
 
 use std::borrow::Cow;
 
-use dsql_local::{DEFAULT_ACCESS_KEY_ID, DsqlLocal};
+use dsql_local::{DEFAULT_ACCESS_KEY_ID, DsqlLocal, Regions};
 
 use super::USER;
 
 /// What is printed on stdout at start: where the endpoint is and how to
 /// connect to it.
 pub(super) fn banner(local: &DsqlLocal, upstream: &str, persistent_ca: bool, shows_secret: bool) -> String {
-    let key = local.access_key();
-    let ca = local.ca_path().display().to_string();
     let ca_note = if persistent_ca {
         ""
     } else {
         " (temporary: removed at exit; --ca-dir keeps one)"
     };
+    format!(
+        "dsql-local is running; stop it with Ctrl-C.\n{}",
+        endpoint(local, upstream, ca_note, shows_secret, &Names::ONE)
+    )
+}
+
+/// What is printed on stdout at start with `--regions`: each region as
+/// [`banner`] shows one endpoint, then the multi-host URL of them all.
+pub(super) fn regions_banner(
+    regions: &Regions,
+    upstream: &str,
+    persistent_ca: bool,
+    shows_secret: bool,
+) -> String {
+    let ca_note = if persistent_ca {
+        " (shared by every region)"
+    } else {
+        " (shared by every region; temporary: removed at exit; --ca-dir keeps one)"
+    };
+    let mut out = format!(
+        "dsql-local is running {} regions of one cluster over one database; stop it with Ctrl-C.\n",
+        regions.iter().count()
+    );
+    for (index, local) in regions.iter().enumerate() {
+        let region = local.endpoint().region();
+        let names = Names {
+            title: format!("\nRegion {region}{}:\n", if index == 0 { " (local)" } else { "" }),
+            of: format!(" to {region}"),
+            url_of: format!(" of {region}"),
+            url_var: format!("DSQL_LOCAL_URL_{}", region.to_ascii_uppercase().replace('-', "_")),
+        };
+        out.push_str(&endpoint(local, upstream, ca_note, shows_secret, &names));
+    }
+    out.push_str(&format!(
+        "\nMulti-host connection URL, the local region first (dsql_auth::ClusterSet::from_url):\n\
+         \x20 export DSQL_LOCAL_URL={}\n",
+        sh_quote(&regions.connection_url(USER)),
+    ));
+    out
+}
+
+/// The words that tell one region's lines from another's.
+struct Names {
+    /// The line before the endpoint's fields.
+    title: String,
+    /// After "Connect".
+    of: String,
+    /// After "Connection URL".
+    url_of: String,
+    /// The environment variable of the URL.
+    url_var: String,
+}
+
+impl Names {
+    /// One endpoint: no names.
+    const ONE: Names = Names {
+        title: String::new(),
+        of: String::new(),
+        url_of: String::new(),
+        url_var: String::new(),
+    };
+}
+
+/// One endpoint's fields, `psql` command and URL.
+fn endpoint(local: &DsqlLocal, upstream: &str, ca_note: &str, shows_secret: bool, names: &Names) -> String {
+    let key = local.access_key();
+    let ca = local.ca_path().display().to_string();
     let (secret_line, secret_env) = if shows_secret {
         (
             format!(
@@ -42,8 +107,13 @@ pub(super) fn banner(local: &DsqlLocal, upstream: &str, persistent_ca: bool, sho
     } else {
         "the key above"
     };
+    let url_var = if names.url_var.is_empty() {
+        "DSQL_LOCAL_URL"
+    } else {
+        &names.url_var
+    };
     format!(
-        "dsql-local is running; stop it with Ctrl-C.\n\
+        "{title}\
          \x20 endpoint host:     {host}\n\
          \x20 region:            {region}\n\
          \x20 address:           {addr}\n\
@@ -52,13 +122,16 @@ pub(super) fn banner(local: &DsqlLocal, upstream: &str, persistent_ca: bool, sho
          \x20 access key id:     {key_id}\n\
          \x20 secret access key: {secret_line}\n\
          \n\
-         Connect with psql (the token is signed with {key_note}, not your AWS credentials, \
+         Connect{of} with psql (the token is signed with {key_note}, not your AWS credentials, \
          and is valid for 15 minutes):\n\
          \x20 export PGPASSWORD=\"$({token_command})\"\n\
          \x20 psql {conninfo}\n\
          \n\
-         Connection URL (dsql_auth::DsqlConfig::from_url):\n\
-         \x20 export DSQL_LOCAL_URL={url}\n",
+         Connection URL{url_of} (dsql_auth::DsqlConfig::from_url):\n\
+         \x20 export {url_var}={url}\n",
+        title = names.title,
+        of = names.of,
+        url_of = names.url_of,
         host = local.host(),
         region = local.endpoint().region(),
         addr = local.addr(),

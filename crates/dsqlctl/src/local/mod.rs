@@ -3,6 +3,7 @@
 
 mod args;
 mod banner;
+mod served;
 mod signals;
 
 use std::time::Duration;
@@ -11,7 +12,8 @@ use dsql_local::{DsqlLocal, Latency, StatsSnapshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
 pub(crate) use self::args::LocalArgs;
-use self::banner::banner;
+use self::banner::{banner, regions_banner};
+use self::served::Served;
 use self::signals::Signals;
 use crate::Failure;
 
@@ -21,6 +23,7 @@ const USER: &str = "admin";
 pub(crate) async fn run(args: LocalArgs) -> Result<(), Failure> {
     let custom_key = args.access_key()?;
     let shows_secret = custom_key.is_none();
+    let regions = args.regions(custom_key.clone())?;
     let config = args.config(custom_key)?;
     if config.public_key_off_loopback() {
         eprintln!(
@@ -35,50 +38,71 @@ pub(crate) async fn run(args: LocalArgs) -> Result<(), Failure> {
     // Before anything is printed: a signal that arrives once the user sees
     // the banner must stop the server cleanly, not kill the process.
     let mut signals = Signals::new().map_err(|e| Failure::Runtime(format!("cannot handle signals: {e}")))?;
-    let local = DsqlLocal::start(config)
-        .await
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let served = match regions {
+        None => Served::One(
+            DsqlLocal::start(config)
+                .await
+                .map_err(|e| Failure::Runtime(e.to_string()))?,
+        ),
+        Some(regions) => Served::Regions(
+            regions
+                .start()
+                .await
+                .map_err(|e| Failure::Runtime(e.to_string()))?,
+        ),
+    };
 
-    let faults = local.faults();
-    if let Some(window) = args.refuse_auth_for {
-        faults.refuse_auth_for(window);
+    for local in served.endpoints() {
+        let faults = local.faults();
+        if let Some(window) = args.refuse_auth_for {
+            faults.refuse_auth_for(window);
+        }
+        if let Some(p) = args.commit_conflict_probability {
+            faults.inject_commit_conflicts(p);
+        }
+        if let Some(delay) = args.latency.filter(|d| !d.is_zero()) {
+            faults.set_latency(Latency::PerQuery(delay));
+        }
     }
-    if let Some(p) = args.commit_conflict_probability {
-        faults.inject_commit_conflicts(p);
+    let persistent_ca = args.ca_dir.is_some();
+    match &served {
+        Served::One(local) => print!("{}", banner(local, &upstream, persistent_ca, shows_secret)),
+        Served::Regions(regions) => print!(
+            "{}",
+            regions_banner(regions, &upstream, persistent_ca, shows_secret)
+        ),
     }
-    if let Some(delay) = args.latency.filter(|d| !d.is_zero()) {
-        faults.set_latency(Latency::PerQuery(delay));
-    }
-    print!(
-        "{}",
-        banner(&local, &upstream, args.ca_dir.is_some(), shows_secret)
-    );
 
-    let stats = local.stats();
     let mut stats_tick = every(args.stats_every);
     let mut drop_tick = args.drop_sessions_every.map(every);
     let signal = loop {
         tokio::select! {
             signal = signals.recv() => break signal,
-            _ = stats_tick.tick() => log_stats(&stats.snapshot(), "stats"),
+            _ = stats_tick.tick() => served.log_stats("stats"),
             _ = async {
                 match drop_tick.as_mut() {
                     Some(tick) => tick.tick().await,
                     None => std::future::pending().await,
                 }
             } => {
-                let dropped = faults.drop_all_sessions();
+                let dropped: usize = served.endpoints().iter().map(|local| local.faults().drop_all_sessions()).sum();
                 tracing::info!(dropped, "dropped every open session (--drop-sessions-every)");
             }
         }
     };
     tracing::info!(signal, "stopping: closing every session");
-    local.shutdown().await;
-    log_stats(&stats.snapshot(), "final stats");
+    let stats = served.stats();
+    served.shutdown().await;
+    for (region, stats) in stats {
+        log_stats(&stats.snapshot(), "final stats", region.as_deref());
+    }
     Ok(())
 }
 
-fn log_stats(s: &StatsSnapshot, message: &str) {
+/// Logs the counters, in a `region` span when there are several regions.
+fn log_stats(s: &StatsSnapshot, message: &str, region: Option<&str>) {
+    let span = region.map(|region| tracing::info_span!("region", region = %region));
+    let _entered = span.as_ref().map(tracing::Span::enter);
     tracing::info!(
         accepted = s.accepted,
         refused = s.refused.total(),
