@@ -19,7 +19,11 @@
 //! - one classifier ([`DsqlPoolBuilder::classifier`]) serves connects,
 //!   operations and replays;
 //! - [`DsqlPool::transaction`] replays a whole transaction on conflicts, and
-//!   [`DsqlPool::service`] is the pool as a `tower::Service<Operation<T>>`.
+//!   [`DsqlPool::service`] is the pool as a `tower::Service<Operation<T>>`;
+//! - [`DsqlPoolBuilder::build_cluster`] makes one pool over a multi-region
+//!   cluster's endpoints (`dsql_tower::failover`): it leaves a region that
+//!   cannot serve, refills at the next, and moves back gradually when the
+//!   region recovers; [`PoolState::endpoints`] reports each endpoint.
 //!
 //! | file | what |
 //! |---|---|
