@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use common::{direct, drop_table, ledger};
 use dsql_auth::{CachingProvider, ClusterSet, DsqlConfig, SharedTokenProvider, SigningProvider};
 use dsql_bb8::DsqlPool;
-use dsql_local::{DsqlLocal, Regions, RegionsBuilder, StatsSnapshot};
+use dsql_local::{
+    DsqlLocal, IsolatedCommits, IsolatedConnects, IsolatedSessions, Isolation, Regions, RegionsBuilder,
+    StatsSnapshot,
+};
 use dsql_tower::connect::ConnectStack;
 use dsql_tower::failover::{EndpointState, Failover, HealthPolicy, Probe};
 use dsql_tower::{ErrorClass, Operation};
@@ -306,6 +309,56 @@ async fn a_region_cut_off_under_load_costs_no_error_and_no_write() {
             "connects refused for rate: {stats:?}"
         );
     }
+    pool.close().await;
+    drop_table(&ledger).await;
+    drop_table(&heartbeat).await;
+    regions.shutdown().await;
+}
+
+/// A region that still accepts connects and answers reads but cannot
+/// commit (as an isolated region may well do) is left too: commits that
+/// fail count against it, reads that succeed do not count for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_reads_but_cannot_commit_is_left_too() {
+    let regions = regions().await;
+    let a = regions.local();
+    let heartbeat = heartbeat_table().await;
+    let ledger = ledger::create("failover_reads").await;
+    let pool = pool(&regions, &heartbeat, 8).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Arc::new(Load::default());
+    let mut tasks = run_load(&pool, &ledger, 16, true, Arc::clone(&stop), Arc::clone(&load));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.faults().isolate_with(Isolation {
+        connects: IsolatedConnects::Accept,
+        open_sessions: IsolatedSessions::Keep,
+        commits: IsolatedCommits::Fail,
+    });
+    let left = until(Duration::from_secs(10), || {
+        let state = pool.state();
+        !state.endpoints[0].state.is_serving() && state.endpoints[0].connections == 0
+    })
+    .await;
+    let state = pool.state();
+    assert!(left.is_some(), "{state:?}");
+    // Probes commit a heartbeat: they keep failing while A cannot commit.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let state = pool.state();
+    assert!(state.endpoints[0].probes_failed >= 1, "{state:?}");
+    assert_eq!(state.endpoints[0].probes_passed, 0, "{state:?}");
+    stop.store(true, Ordering::Relaxed);
+    while tasks.join_next().await.is_some() {}
+
+    let errors = load.errors.lock().unwrap().clone();
+    assert!(
+        errors.is_empty(),
+        "{} errors: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    let acknowledged = load.acknowledged.lock().unwrap().len() as i64;
+    assert_eq!(ledger::counts(&ledger).await, (acknowledged, acknowledged));
+    assert!(a.stats().snapshot().commits_failed_by_isolation > 0);
     pool.close().await;
     drop_table(&ledger).await;
     drop_table(&heartbeat).await;
