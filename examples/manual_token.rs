@@ -13,6 +13,7 @@ use tower::{Layer, Service, ServiceExt};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    dsql_rs::init_tracing();
     let target = Target::from_env_or_local().await?;
     println!("connecting to {}", target.describe());
 

@@ -24,6 +24,7 @@ const TASKS: u64 = 32;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    dsql_rs::init_tracing();
     // A real cluster set, or two regions of dsql-local; one token provider
     // per member (a token is bound to one endpoint host).
     let (cluster, regions, providers) = match ClusterSet::cluster_from_env()? {

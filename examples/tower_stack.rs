@@ -15,6 +15,7 @@ use tower::ServiceBuilder;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    dsql_rs::init_tracing();
     let target = Target::from_env_or_local().await?;
     println!("connecting to {}", target.describe());
 

@@ -18,7 +18,13 @@
 //!   refreshes them ahead of expiry, [`StaticProvider`] returns a fixed one,
 //!   and [`provider::from_fn`] adapts a closure. [`SharedTokenProvider`] is the
 //!   type-erased form;
-//! - [`TokenScope`] names the (endpoint host, user) a token is bound to.
+//! - [`TokenScope`] names the (endpoint host, user) a token is bound to;
+//! - [`semconv`] names every metric, span and attribute of the dsql-rs
+//!   crates (OpenTelemetry's semantic conventions, and DSQL's own under
+//!   `dsql.`). With the `metrics` feature (off by default) signings
+//!   (`dsql.auth.token.signings`) and cache refreshes
+//!   (`dsql.auth.token.refreshes`) are counted through the `metrics`
+//!   facade, failures with their kind (`error.type`), never a token.
 //!
 //! ```
 //! use aws_credential_types::Credentials;
@@ -47,8 +53,11 @@ pub mod clock;
 mod config;
 mod endpoint;
 pub mod limits;
+#[cfg(feature = "metrics")]
+mod metrics;
 pub mod provider;
 mod scope;
+pub mod semconv;
 #[cfg(feature = "aws")]
 mod signing;
 mod token;

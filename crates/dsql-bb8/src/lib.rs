@@ -25,6 +25,37 @@
 //!   cannot serve, refills at the next, and moves back gradually when the
 //!   region recovers; [`PoolState::endpoints`] reports each endpoint.
 //!
+//! # Metrics and traces
+//!
+//! Each operation of [`DsqlPool::run`], [`DsqlPool::transaction`] and
+//! [`PoolService`] is one `dsql.operation` span over all its attempts and
+//! waits, a database client span in OpenTelemetry's terms
+//! (`otel.kind = "client"`, `db.system.name`, `server.address`, …; see
+//! `dsql_tower::semconv`), never with a token or a parameter value.
+//!
+//! With the `metrics` feature (off by default; it turns on `dsql-tower`'s
+//! and `dsql-auth`'s), the pool records OpenTelemetry's connection pool
+//! metrics through the `metrics` facade, each labelled
+//! `db.client.connection.pool.name` (the builder's `pool_name`, by
+//! default `host:port/database`), next to `db.client.operation.duration`
+//! and DSQL's own counters (`dsql_tower::metrics` lists them all). As a
+//! Prometheus scrape shows them (`metrics-exporter-prometheus` with
+//! recommended naming and buckets, as `examples/http_service.rs` sets it
+//! up):
+//!
+//! | OpenTelemetry (development) | Prometheus | what |
+//! |---|---|---|
+//! | `db.client.connection.count` | `db_client_connection_count{db_client_connection_state="idle"\|"used"}` | connections open, by state: `used` from checkout to return |
+//! | `db.client.connection.max` | `db_client_connection_max` | `max_size` |
+//! | `db.client.connection.pending_requests` | `db_client_connection_pending_requests` | callers waiting in the queue |
+//! | `db.client.connection.wait_time` | `db_client_connection_wait_time_seconds_{bucket,sum,count}` | each checkout's wait, queue included |
+//! | `db.client.connection.create_time` | `db_client_connection_create_time_seconds_{bucket,sum,count}` | each connect: token, TLS, authentication, retries |
+//! | `db.client.connection.use_time` | `db_client_connection_use_time_seconds_{bucket,sum,count}` | checkout to return |
+//! | `db.client.connection.timeouts` | `db_client_connection_timeouts_total` | checkouts that timed out |
+//!
+//! Install the recorder before building the pool: the pool tells it the
+//! units (`_seconds`) and starts its series at zero.
+//!
 //! | file | what |
 //! |---|---|
 //! | `pool/` | [`DsqlPool`], its builder, checkout, state and errors |

@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 use dsql_tower::connect::ConnectService;
 use dsql_tower::{Error, Operation};
 use tower::Service;
-use tracing::Instrument;
 
 use crate::pool::DsqlPool;
 
@@ -77,17 +76,12 @@ where
 
     fn call(&mut self, operation: Operation<T>) -> Self::Future {
         let pool = self.pool.clone();
-        let span = tracing::debug_span!(
-            "dsql.operation",
-            name = %operation.name(),
-            idempotent = operation.is_idempotent(),
-        );
-        Box::pin(
-            async move {
-                let mut connection = pool.get().await?;
-                pool.lifecycle_ref().execute(&mut connection, &operation).await
-            }
-            .instrument(span),
-        )
+        // One span (and duration) over every attempt a retry layer above
+        // makes, the waits for a connection included.
+        let observation = pool.lifecycle_ref().observe(&operation);
+        Box::pin(observation.run(async move {
+            let mut connection = pool.get().await?;
+            pool.lifecycle_ref().execute(&mut connection, &operation).await
+        }))
     }
 }

@@ -25,7 +25,28 @@
 //! - [`connect::stack`]: retries, connect pacing, tokens and TLS assembled
 //!   for connecting;
 //! - [`failover`]: one connect service over a multi-region cluster's
-//!   endpoints, with health per endpoint, failover and gradual failback.
+//!   endpoints, with health per endpoint, failover and gradual failback;
+//! - [`semconv`]: the names of every span, metric and attribute, by
+//!   OpenTelemetry's semantic conventions for database clients.
+//!
+//! # Metrics and traces
+//!
+//! Operations and connects are `tracing` spans in OpenTelemetry's terms:
+//! `dsql.operation`, one per operation over all its attempts, and
+//! `dsql.connect`, one per connect attempt, each with `otel.kind =
+//! "client"`, `db.system.name = "postgresql"`, `server.address`,
+//! `server.port` and, on failure, `error.type`, `db.response.status_code`
+//! and `otel.status_code`, so that an OpenTelemetry layer
+//! (`tracing-opentelemetry`) exports them as database client spans
+//! ([`semconv::span`] lists their fields). No span carries a token, a query
+//! or a parameter value.
+//!
+//! With the `metrics` feature (off by default), the same events are
+//! recorded through the `metrics` facade: `db.client.operation.duration`
+//! and DSQL's own counters (retries by class, connects, retirements by
+//! reason, connect pacing, failover), and a pool's
+//! `db.client.connection.*`; the `metrics` module (with the feature) lists
+//! the series and their Prometheus names.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -51,20 +72,24 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod classify;
 pub mod connect;
 mod error;
 pub mod failover;
 pub mod lifecycle;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod operation;
 pub mod retry;
 mod session;
+mod telemetry;
 mod token;
 
 pub use classify::{Classify, ClassifyLayer, ClassifyService, DsqlClassifier, ErrorClass, SharedClassifier};
 pub use connect::{ConnectError, Connector, PgConnection};
-pub use dsql_auth::limits;
+pub use dsql_auth::{limits, semconv};
 pub use error::{BoxError, Error, Phase};
 pub use lifecycle::{DSQL_SESSION_LIMIT, DsqlConnection, InvalidLifetime, Lifetime, Retirement, Retirements};
 pub use operation::{BoxFuture, Effects, Operation, OperationExt};

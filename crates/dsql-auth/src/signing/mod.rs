@@ -173,7 +173,15 @@ impl TokenProvider for SigningProvider {
             user = %self.inner.user,
             action = %self.inner.action,
         );
-        self.sign().instrument(span)
+        #[cfg(feature = "metrics")]
+        let signing = async move {
+            let result = self.sign().await;
+            crate::metrics::token_signed(&self.inner.host, &result);
+            result
+        };
+        #[cfg(not(feature = "metrics"))]
+        let signing = self.sign();
+        signing.instrument(span)
     }
 
     /// The configuration's endpoint host and user: always known.

@@ -69,6 +69,8 @@ pub struct DsqlPoolBuilder {
     classifier: SharedClassifier,
     health: HealthPolicy,
     probe: Probe,
+    #[cfg(feature = "metrics")]
+    pool_name: Option<String>,
 }
 
 impl DsqlPool {
@@ -88,6 +90,8 @@ impl DsqlPool {
             classifier: SharedClassifier::default(),
             health: HealthPolicy::default(),
             probe: Probe::default(),
+            #[cfg(feature = "metrics")]
+            pool_name: None,
         }
     }
 }
@@ -183,6 +187,16 @@ impl DsqlPoolBuilder {
     /// [`Probe::heartbeat`]).
     pub fn probe(mut self, probe: Probe) -> Self {
         self.probe = probe;
+        self
+    }
+
+    /// The pool's name in its metrics (`db.client.connection.pool.name`;
+    /// feature `metrics`). Default `host:port/database`, as OpenTelemetry
+    /// suggests for a pool without a name; give pools of the same endpoint
+    /// and database in one process names of their own.
+    #[cfg(feature = "metrics")]
+    pub fn pool_name(mut self, name: impl Into<String>) -> Self {
+        self.pool_name = Some(name.into());
         self
     }
 
@@ -325,6 +339,23 @@ impl DsqlPoolBuilder {
             self.lifetime,
             self.classifier.clone(),
         );
+        #[cfg(feature = "metrics")]
+        let metrics = {
+            let config = &self.config;
+            let name = self.pool_name.clone().unwrap_or_else(|| {
+                format!(
+                    "{}:{}/{}",
+                    config.endpoint().host(),
+                    config.port(),
+                    config.database()
+                )
+            });
+            let metrics = dsql_tower::metrics::PoolMetrics::new(name);
+            metrics.max(self.max_size);
+            metrics
+        };
+        #[cfg(feature = "metrics")]
+        let lifecycle = lifecycle.with_pool_metrics(metrics.clone());
         let manager = DsqlConnectionManager::new(lifecycle.clone()).check_on_checkout(self.check);
         let events: Arc<Events> = Arc::clone(&manager.events);
         let reaper_rate = self.reaper_rate.unwrap_or_else(|| {
@@ -360,6 +391,8 @@ impl DsqlPoolBuilder {
                 retry: self.retry.classifier(self.classifier),
                 rate_limit,
                 endpoints,
+                #[cfg(feature = "metrics")]
+                metrics,
             }),
         })
     }

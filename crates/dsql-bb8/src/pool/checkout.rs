@@ -11,7 +11,7 @@ use dsql_tower::{DsqlConnection, Error, ErrorClass, Phase};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::{CheckoutTimeout, DsqlPool, PoolClosed};
+use super::{CheckoutTimeout, DsqlPool, PoolClosed, Shared};
 use crate::manager::DsqlConnectionManager;
 
 /// A checked-out connection; returned to the pool when dropped.
@@ -47,18 +47,26 @@ impl<M: ConnectService> fmt::Debug for PooledConnection<M> {
 }
 
 /// Counts a caller as waiting until dropped, however its wait ends.
-struct Waiting<'a>(&'a AtomicU64);
+struct Waiting<'a> {
+    counter: &'a AtomicU64,
+    #[cfg(feature = "metrics")]
+    _pending: dsql_tower::metrics::PendingRequest,
+}
 
 impl<'a> Waiting<'a> {
-    fn enter(counter: &'a AtomicU64) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter)
+    fn enter(shared: &'a Shared) -> Self {
+        shared.waiting.fetch_add(1, Ordering::Relaxed);
+        Self {
+            counter: &shared.waiting,
+            #[cfg(feature = "metrics")]
+            _pending: shared.metrics.pending(),
+        }
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.counter.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -76,7 +84,7 @@ impl<M: ConnectService> DsqlPool<M> {
         }
         let started = Instant::now();
         let deadline = started + shared.connection_timeout;
-        let waiting = Waiting::enter(&shared.waiting);
+        let waiting = Waiting::enter(shared);
         let turn = match tokio::time::timeout_at(deadline, Arc::clone(&shared.queue).acquire_owned()).await {
             Ok(Ok(turn)) => turn,
             Ok(Err(_closed)) => return Err(closed()),
@@ -93,10 +101,14 @@ impl<M: ConnectService> DsqlPool<M> {
         };
         drop(waiting);
         match got {
-            Ok(Ok(connection)) => Ok(PooledConnection {
-                connection,
-                _turn: turn,
-            }),
+            Ok(Ok(connection)) => {
+                #[cfg(feature = "metrics")]
+                shared.metrics.waited(started.elapsed());
+                Ok(PooledConnection {
+                    connection,
+                    _turn: turn,
+                })
+            }
             Ok(Err(bb8::RunError::User(error))) => Err(error),
             Ok(Err(bb8::RunError::TimedOut)) | Err(_) => Err(self.timed_out(started)),
         }
@@ -104,6 +116,8 @@ impl<M: ConnectService> DsqlPool<M> {
 
     fn timed_out(&self, started: Instant) -> Error {
         self.shared.timeouts.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.shared.metrics.timed_out();
         let state = self.inner.state();
         let last = self.shared.events.last_error();
         let class = last.as_ref().map_or(ErrorClass::Throttled, Error::class);

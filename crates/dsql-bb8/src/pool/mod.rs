@@ -70,6 +70,8 @@ struct Shared {
     rate_limit: Option<Arc<ConnectRateLimit>>,
     /// The endpoints' snapshots, for a pool over a [`Failover`].
     endpoints: Option<EndpointSnapshots>,
+    #[cfg(feature = "metrics")]
+    metrics: dsql_tower::metrics::PoolMetrics,
 }
 
 impl<M: ConnectService> Clone for DsqlPool<M> {
@@ -193,5 +195,12 @@ impl<M: ConnectService> DsqlPool<M> {
     /// The connections' lifetime policy.
     pub fn lifetime(&self) -> Lifetime {
         self.lifecycle.lifetime()
+    }
+
+    /// The pool's metrics (feature `metrics`), named
+    /// [`pool_name`](DsqlPoolBuilder::pool_name).
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> &dsql_tower::metrics::PoolMetrics {
+        &self.shared.metrics
     }
 }

@@ -7,14 +7,18 @@ use std::time::Duration;
 
 use dsql_auth::{Action, DsqlConfig};
 use tokio_postgres::config::{Host, SslMode, SslNegotiation};
+use tokio_postgres::error::SqlState;
 use tower::Service;
 use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::config::DEFAULT_CONNECT_TIMEOUT;
 use super::tls::{ALPN_POSTGRESQL, client_config};
 use super::tls_connect::Tls;
 use super::{ConnectError, PgConnection};
 use crate::error::display_chain;
+use crate::semconv::value;
+use crate::telemetry::port_of;
 
 /// Connects over verified TLS: a `Service<tokio_postgres::Config>`
 /// returning a [`PgConnection`].
@@ -34,8 +38,11 @@ use crate::error::display_chain;
 /// - a connect timeout of zero means none (libpq's reading); without one,
 ///   [`DEFAULT_CONNECT_TIMEOUT`](super::DEFAULT_CONNECT_TIMEOUT) applies.
 ///
-/// The socket task is spawned on the current Tokio runtime inside a
-/// `dsql.connection` span, and its end is traced.
+/// Each connect runs in a `dsql.connect` span, a database client span in
+/// OpenTelemetry's terms ([`semconv`](crate::semconv)) with the server, role
+/// and action, and the error's type on failure (never the token). The socket
+/// task is spawned on the current Tokio runtime inside a `dsql.connection`
+/// span, and its end is traced.
 ///
 /// ```no_run
 /// use dsql_auth::DsqlConfig;
@@ -101,52 +108,93 @@ impl Service<tokio_postgres::Config> for Connector {
         let host = describe_host(&config);
         let user = config.get_user().unwrap_or("").to_owned();
         let direct = matches!(config.get_ssl_negotiation(), SslNegotiation::Direct);
+        // A database client span in OpenTelemetry's terms (semconv): the
+        // server, the role and the action; never the token.
         let span = tracing::info_span!(
             "dsql.connect",
-            host = %host,
-            user = %user,
-            action = %Action::for_user(&user),
-            tls = if direct { "direct" } else { "postgres" },
+            otel.name = "connect",
+            otel.kind = "client",
+            db.system.name = value::POSTGRESQL,
+            server.address = %host,
+            server.port = port_of(&config),
+            dsql.user = %user,
+            dsql.action = %Action::for_user(&user),
+            dsql.tls = if direct { "direct" } else { "postgres" },
+            db.response.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
         );
         let tls = self.tls.clone();
-        Box::pin(
-            async move {
-                let (config, timeout) = secured(config)?;
-                let wire = Arc::default();
-                let tls = Tls::new(tls, direct, Arc::clone(&wire));
-                let connecting = config.connect(tls.clone());
-                let connected = match timeout {
-                    Some(timeout) => tokio::time::timeout(timeout, connecting)
-                        .await
-                        .map_err(|_elapsed| ConnectError::Timeout {
-                            host: host.clone(),
-                            timeout,
-                        })?,
-                    None => connecting.await,
-                };
-                let (client, connection) = connected.map_err(|source| {
-                    tracing::debug!(error = %display_chain(&source), "connect failed");
-                    ConnectError::Postgres {
+        let connecting = async move {
+            let (config, timeout) = secured(config)?;
+            let wire = Arc::default();
+            let tls = Tls::new(tls, direct, Arc::clone(&wire));
+            let connecting = config.connect(tls.clone());
+            let connected = match timeout {
+                Some(timeout) => tokio::time::timeout(timeout, connecting)
+                    .await
+                    .map_err(|_elapsed| ConnectError::Timeout {
                         host: host.clone(),
-                        source,
-                    }
-                })?;
-                let task = tokio::spawn(
-                    async move {
-                        match connection.await {
-                            Ok(()) => tracing::debug!("connection closed"),
-                            Err(error) => {
-                                tracing::debug!(error = %display_chain(&error), "connection ended")
-                            }
+                        timeout,
+                    })?,
+                None => connecting.await,
+            };
+            let (client, connection) = connected.map_err(|source| {
+                tracing::debug!(error = %display_chain(&source), "connect failed");
+                ConnectError::Postgres {
+                    host: host.clone(),
+                    source,
+                }
+            })?;
+            let task = tokio::spawn(
+                async move {
+                    match connection.await {
+                        Ok(()) => tracing::debug!("connection closed"),
+                        Err(error) => {
+                            tracing::debug!(error = %display_chain(&error), "connection ended")
                         }
                     }
-                    .instrument(tracing::debug_span!("dsql.connection", host = %host)),
-                );
-                tracing::debug!("connected");
-                Ok(PgConnection::new(client, task, tls, wire))
+                }
+                .instrument(tracing::debug_span!("dsql.connection", server.address = %host)),
+            );
+            tracing::debug!("connected");
+            Ok::<_, ConnectError>(PgConnection::new(client, task, tls, wire))
+        };
+        Box::pin(
+            async move {
+                let result = connecting.await;
+                if let Err(error) = &result {
+                    let span = tracing::Span::current();
+                    span.record("error.type", error_type(error));
+                    if let Some(code) = sqlstate(error) {
+                        span.record("db.response.status_code", code.code());
+                    }
+                    span.record("otel.status_code", "ERROR");
+                }
+                result
             }
             .instrument(span),
         )
+    }
+}
+
+/// `error.type` of a failed connect attempt: its kind, a few fixed words.
+fn error_type(error: &ConnectError) -> &'static str {
+    match error {
+        ConnectError::Token(_) => "token",
+        ConnectError::RateLimit(_) => "rate_limit",
+        ConnectError::Tls(_) => "tls",
+        ConnectError::Insecure { .. } => "insecure",
+        ConnectError::Postgres { .. } => "postgres",
+        ConnectError::Timeout { .. } => "timeout",
+    }
+}
+
+/// The SQLSTATE of the server's refusal, if it answered.
+fn sqlstate(error: &ConnectError) -> Option<&SqlState> {
+    match error {
+        ConnectError::Postgres { source, .. } => source.code(),
+        _ => None,
     }
 }
 

@@ -151,6 +151,8 @@ impl<S> EndpointSet<S> {
         bump(&e.counters.failures);
         if e.health().failed(&self.policy, now) == Some(Transition::Tripped) {
             bump(&e.counters.trips);
+            #[cfg(feature = "metrics")]
+            crate::metrics::endpoint_tripped(&e.host);
             tracing::warn!(endpoint = %e.host, "endpoint declared unhealthy: its connections move to the next endpoint");
         }
     }
@@ -206,7 +208,7 @@ impl<S: ConnectService> EndpointSet<S> {
                 continue;
             };
             let set = Arc::clone(&this);
-            let span = tracing::info_span!("dsql.probe", endpoint = %e.host);
+            let span = tracing::info_span!("dsql.probe", server.address = %e.host);
             runtime.spawn(async move { set.probe(i).await }.instrument(span));
         }
     }
@@ -233,6 +235,8 @@ impl<S: ConnectService> EndpointSet<S> {
             }
         };
         let transition = e.health().probed(&self.policy, Instant::now(), passed);
+        #[cfg(feature = "metrics")]
+        crate::metrics::endpoint_probed(&e.host, passed);
         if transition == Transition::Recovering {
             bump(&e.counters.probes_passed);
             tracing::warn!(endpoint = %e.host, "probe passed: endpoint recovering, connections move back over the failback ramp");

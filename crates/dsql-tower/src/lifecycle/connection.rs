@@ -22,6 +22,9 @@ pub struct DsqlConnection {
     /// Set while an operation runs; still set if its future was dropped.
     in_flight: bool,
     tasks: Option<Arc<Tasks>>,
+    /// Its place in a pool's metrics (idle or used), left when dropped.
+    #[cfg(feature = "metrics")]
+    slot: Option<crate::metrics::PoolSlot>,
 }
 
 impl DsqlConnection {
@@ -32,7 +35,19 @@ impl DsqlConnection {
             broken: false,
             in_flight: false,
             tasks: None,
+            #[cfg(feature = "metrics")]
+            slot: None,
         }
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn set_slot(&mut self, slot: crate::metrics::PoolSlot) {
+        self.slot = Some(slot);
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn slot(&self) -> Option<&crate::metrics::PoolSlot> {
+        self.slot.as_ref()
     }
 
     /// The live connection (transaction status, cancel, close).

@@ -34,6 +34,9 @@ pub(super) async fn execute<T>(
         Body::Client(_) => Effects::StatementUnanswered,
         Body::Transaction(_) => Effects::None,
     });
+    if let Some(host) = connection.pg().endpoint_host() {
+        attempt.telemetry().endpoint(host);
+    }
     connection.set_in_flight(true);
     let result = run(connection, operation).await;
     connection.set_in_flight(false);

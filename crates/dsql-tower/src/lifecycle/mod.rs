@@ -17,10 +17,17 @@
 //!
 //! Every retirement has one [`Retirement`] reason, counted in
 //! [`Retirements`], which `SessionStats` and the pool's state both report.
+//!
+//! [`observe`](Lifecycle::observe) gives each operation one database
+//! client span over all its attempts; with the `metrics` feature the
+//! lifecycle also records operation durations, connects and retirements,
+//! and, for a pool (`metrics::PoolMetrics`), its
+//! connections by state, create and use times.
 
 mod connection;
 mod execute;
 mod lifetime;
+mod observe;
 mod stats;
 
 use std::sync::Arc;
@@ -30,12 +37,14 @@ use tower::ServiceExt;
 
 pub use self::connection::{DsqlConnection, Tasks};
 pub use self::lifetime::{DSQL_SESSION_LIMIT, InvalidLifetime, Lifetime};
+pub use self::observe::Observation;
 use self::stats::Counters;
 pub use self::stats::{Retirement, Retirements};
 use crate::classify::SharedClassifier;
 use crate::connect::{ConnectService, PgConnection, TransactionStatus};
 use crate::error::{BoxError, Error, Phase};
 use crate::operation::Operation;
+use crate::telemetry::Peer;
 
 /// How long a connection that is not provably at rest may take to answer
 /// the round trip that settles it, before it is retired instead.
@@ -49,6 +58,10 @@ pub struct Lifecycle<M> {
     lifetime: Lifetime,
     classifier: SharedClassifier,
     counters: Arc<Counters>,
+    /// The server, as spans and metrics name it.
+    peer: Arc<Peer>,
+    #[cfg(feature = "metrics")]
+    pool: Option<crate::metrics::PoolMetrics>,
 }
 
 impl<M: Clone> Clone for Lifecycle<M> {
@@ -59,6 +72,9 @@ impl<M: Clone> Clone for Lifecycle<M> {
             lifetime: self.lifetime,
             classifier: self.classifier.clone(),
             counters: Arc::clone(&self.counters),
+            peer: Arc::clone(&self.peer),
+            #[cfg(feature = "metrics")]
+            pool: self.pool.clone(),
         }
     }
 }
@@ -83,13 +99,29 @@ impl<M> Lifecycle<M> {
         lifetime: Lifetime,
         classifier: SharedClassifier,
     ) -> Self {
+        // The recorder installed now learns the units and descriptions.
+        #[cfg(feature = "metrics")]
+        crate::metrics::describe();
         Self {
             connect,
+            peer: Peer::of(&config),
             config,
             lifetime,
             classifier,
             counters: Arc::default(),
+            #[cfg(feature = "metrics")]
+            pool: None,
         }
+    }
+
+    /// Records the pool metrics of the connections it opens
+    /// (`db.client.connection.count` by state, `create_time`, `use_time`)
+    /// into `metrics`: for the lifecycle of a pool, whose checkouts are
+    /// [`check_out`](Self::check_out) and returns [`check_in`](Self::check_in).
+    #[cfg(feature = "metrics")]
+    pub fn with_pool_metrics(mut self, metrics: crate::metrics::PoolMetrics) -> Self {
+        self.pool = Some(metrics);
+        self
     }
 
     /// The lifetime policy.
@@ -125,14 +157,20 @@ impl<M> Lifecycle<M> {
     /// Counts a retirement decided outside the lifecycle (a pool closing).
     pub fn retire(&self, why: Retirement) {
         self.counters.retired(why);
+        #[cfg(feature = "metrics")]
+        crate::metrics::retired(&self.peer, why);
     }
 
     /// Whether a connection coming back can be kept; counts the retirement
     /// if not. Local, no I/O.
     pub fn check_in(&self, connection: &DsqlConnection) -> Option<Retirement> {
+        #[cfg(feature = "metrics")]
+        if let Some(slot) = connection.slot() {
+            slot.check_in();
+        }
         let why = connection.retirement(Instant::now());
         if let Some(why) = why {
-            self.counters.retired(why);
+            self.retire(why);
         }
         why
     }
@@ -149,7 +187,11 @@ impl<M> Lifecycle<M> {
             None => settle(connection).await,
         };
         if let Err(why) = result {
-            self.counters.retired(why);
+            self.retire(why);
+        }
+        #[cfg(feature = "metrics")]
+        if let (Ok(()), Some(slot)) = (result, connection.slot()) {
+            slot.check_out();
         }
         result
     }
@@ -178,6 +220,8 @@ impl<M: ConnectService> Lifecycle<M> {
     /// a failure once ([`Phase::Connect`]), and gives the connection its
     /// deadline.
     pub async fn open(&self) -> Result<DsqlConnection, Error> {
+        #[cfg(feature = "metrics")]
+        let started = Instant::now();
         let mut connect = self.connect.clone();
         let connected: Result<PgConnection, BoxError> = match connect.ready().await.map_err(Into::into) {
             Ok(connect) => connect.call(self.config.clone()).await.map_err(Into::into),
@@ -186,13 +230,24 @@ impl<M: ConnectService> Lifecycle<M> {
         match connected {
             Ok(pg) => {
                 self.counters.connected();
+                #[cfg(feature = "metrics")]
+                crate::metrics::connected(&self.peer, pg.endpoint_host(), None);
                 let deadline = self.lifetime.deadline(pg.established_at());
-                Ok(DsqlConnection::new(pg, deadline))
+                #[cfg_attr(not(feature = "metrics"), expect(unused_mut))]
+                let mut connection = DsqlConnection::new(pg, deadline);
+                #[cfg(feature = "metrics")]
+                if let Some(pool) = &self.pool {
+                    pool.created(started.elapsed());
+                    connection.set_slot(pool.slot());
+                }
+                Ok(connection)
             }
             Err(error) => {
                 self.counters.connect_failed();
                 let error = crate::classify::classify(&self.classifier, error, Phase::Connect);
                 tracing::debug!(class = %error.class(), error = %error.report(), "connect failed");
+                #[cfg(feature = "metrics")]
+                crate::metrics::connected(&self.peer, None, Some(&error));
                 Err(error)
             }
         }

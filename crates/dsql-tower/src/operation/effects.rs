@@ -1,6 +1,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::telemetry::OperationTelemetry;
+
 /// What a failed attempt may have left behind: the fact a replay decision
 /// rests on. Observed by the execution path (on the wire, and from whether
 /// `COMMIT` was answered), never inferred from the error's class.
@@ -80,9 +82,15 @@ impl fmt::Display for Effects {
 #[derive(Debug, Default)]
 pub(crate) struct Attempt {
     effects: AtomicU8,
+    /// Its span and metrics, across attempts.
+    telemetry: OperationTelemetry,
 }
 
 impl Attempt {
+    pub(crate) fn telemetry(&self) -> &OperationTelemetry {
+        &self.telemetry
+    }
+
     pub(crate) fn set(&self, effects: Effects) {
         self.effects.store(effects.to_u8(), Ordering::Release);
     }

@@ -81,6 +81,8 @@ pub struct Operation<T> {
     body: Body<T>,
     idempotent: bool,
     name: Cow<'static, str>,
+    /// Whether the application named it (`db.operation.name`).
+    named: bool,
     attempt: Arc<Attempt>,
 }
 
@@ -98,6 +100,7 @@ impl<T> Clone for Operation<T> {
             },
             idempotent: self.idempotent,
             name: self.name.clone(),
+            named: self.named,
             // A clone is a new request: its attempts are its own. Replays
             // share the record (`Replay::replay`).
             attempt: Arc::default(),
@@ -136,6 +139,7 @@ impl<T: Send + 'static> Operation<T> {
             })),
             idempotent: false,
             name: Cow::Borrowed("operation"),
+            named: false,
             attempt: Arc::default(),
         }
     }
@@ -154,6 +158,7 @@ impl<T: Send + 'static> Operation<T> {
             })),
             idempotent: false,
             name: Cow::Borrowed("transaction"),
+            named: false,
             attempt: Arc::default(),
         }
     }
@@ -175,9 +180,12 @@ impl<T> Operation<T> {
         self
     }
 
-    /// Names the operation in traces.
+    /// Names the operation in traces and metrics (`db.operation.name`):
+    /// a name per kind of operation (`"transfer"`), never one per call, as
+    /// each name is a metric series of its own.
     pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = name.into();
+        self.named = true;
         self
     }
 
@@ -207,6 +215,16 @@ impl<T> Operation<T> {
 
     pub(crate) fn attempt(&self) -> &Attempt {
         &self.attempt
+    }
+
+    /// The shared record, to outlive this copy of the request.
+    pub(crate) fn record(&self) -> Arc<Attempt> {
+        Arc::clone(&self.attempt)
+    }
+
+    /// The name the application gave, if any.
+    pub(crate) fn given_name(&self) -> Option<&Cow<'static, str>> {
+        self.named.then_some(&self.name)
     }
 
     /// The same request again, sharing its attempt record: what a retry

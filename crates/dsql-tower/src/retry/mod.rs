@@ -301,6 +301,8 @@ where
         match self.decide(class, phase, effects, request.is_idempotent()) {
             Ok(delay) => {
                 self.retries += 1;
+                #[cfg(feature = "metrics")]
+                crate::metrics::retried(class, self.connects);
                 tracing::debug!(
                     class = %class,
                     attempt = self.retries + 1,

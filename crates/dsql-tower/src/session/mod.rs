@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use tokio::sync::Mutex;
 use tower::Service;
-use tracing::Instrument;
 
 pub use self::builder::SessionBuilder;
 use crate::connect::ConnectService;
@@ -144,12 +143,9 @@ impl<M: ConnectService, T: Send + 'static> Service<Operation<T>> for Session<M> 
 
     fn call(&mut self, operation: Operation<T>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        let span = tracing::debug_span!(
-            "dsql.operation",
-            name = %operation.name(),
-            idempotent = operation.is_idempotent(),
-        );
-        Box::pin(async move { shared.run(operation).await }.instrument(span))
+        // One span over every attempt a retry layer above makes.
+        let observation = shared.lifecycle.observe(&operation);
+        Box::pin(observation.run(async move { shared.run(operation).await }))
     }
 }
 

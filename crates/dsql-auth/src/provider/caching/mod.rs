@@ -255,6 +255,8 @@ impl<P: TokenProvider> Shared<P> {
     ) -> Result<AuthToken, TokenError> {
         let result = shared.inner.token().await;
         let result = result.and_then(|token| shared.check_fresh(Ok(token)));
+        #[cfg(feature = "metrics")]
+        crate::metrics::token_refreshed(shared.inner.scope().as_ref().map(TokenScope::host), &result);
         {
             let mut state = shared.lock();
             state.in_flight = None;

@@ -29,6 +29,9 @@ pub struct ConnectRateLimit {
     burst: u32,
     state: Mutex<Bucket>,
     waits: AtomicU64,
+    /// The endpoint it paces (`server.address` of its waits), when shared.
+    #[cfg(feature = "metrics")]
+    endpoint: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -72,6 +75,8 @@ impl ConnectRateLimit {
                 updated: Instant::now(),
             }),
             waits: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            endpoint: None,
         })
     }
 
@@ -101,6 +106,8 @@ impl ConnectRateLimit {
         let refund = Refund(Some(self));
         tokio::time::sleep(wait).await;
         refund.keep();
+        #[cfg(feature = "metrics")]
+        crate::metrics::rate_limited(self.endpoint.as_ref(), wait);
         wait
     }
 

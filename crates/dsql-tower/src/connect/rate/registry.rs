@@ -37,8 +37,13 @@ impl ConnectRateLimit {
     /// settings.
     pub fn shared(endpoint: &str, per_second: f64, burst: u32) -> Result<Arc<Self>, RateLimitConflict> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Weak<ConnectRateLimit>>>> = OnceLock::new();
-        let limiter = Self::new(per_second, burst)?;
+        #[cfg_attr(not(feature = "metrics"), expect(unused_mut))]
+        let mut limiter = Self::new(per_second, burst)?;
         let key = endpoint.to_ascii_lowercase();
+        #[cfg(feature = "metrics")]
+        {
+            limiter.endpoint = Some(key.as_str().into());
+        }
         let mut registry = REGISTRY
             .get_or_init(Default::default)
             .lock()
