@@ -1,5 +1,5 @@
-//! What the manager tells the pool: closing, the last connect error, and a
-//! signal for fatal ones.
+//! What the manager tells the pool: closing, the last connect error, and
+//! signals for failed and fatal connects.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +14,11 @@ pub(crate) struct Events {
     /// The last connect error, and a signal each time a fatal one happens.
     last_error: Mutex<Option<Error>>,
     pub(crate) fatal: watch::Sender<u64>,
+    /// Bumped at every failed connect: bb8 approves a connect for a
+    /// waiting checkout only when it asks, and a failed connect wakes no
+    /// one, so a waiter would sleep until its deadline even once the
+    /// endpoint is back. Waiters ask again when this changes.
+    pub(crate) failed: watch::Sender<u64>,
     pub(crate) tasks: Arc<Tasks>,
 }
 
@@ -23,6 +28,7 @@ impl Default for Events {
             closed: AtomicBool::new(false),
             last_error: Mutex::new(None),
             fatal: watch::Sender::new(0),
+            failed: watch::Sender::new(0),
             tasks: Arc::default(),
         }
     }
@@ -35,6 +41,8 @@ impl Events {
         *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
         if error.class() == ErrorClass::Fatal {
             self.fatal.send_modify(|n| *n += 1);
+        } else {
+            self.failed.send_modify(|n| *n += 1);
         }
     }
 

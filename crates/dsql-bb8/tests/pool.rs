@@ -318,3 +318,45 @@ fn bad_combinations_are_rejected_with_clear_errors() {
         );
     }
 }
+
+/// A checkout waiting while connects fail gets a connection as soon as the
+/// endpoint is back, not at its deadline: bb8 approves a connect for a
+/// waiter only when it asks, and a failed connect wakes no one, so the pool
+/// asks again at each failed connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_checkout_is_served_as_soon_as_connects_succeed_again() {
+    let harness = Harness::start(|b| b, Duration::from_secs(900)).await;
+    // Connects give up quickly (one retry within a second), as a failover's
+    // per-endpoint stacks do, so failures reach the pool while it waits.
+    let stack = dsql_tower::connect::StackBuilder::new(&harness.config, harness.tokens.clone())
+        .connect_retries(dsql_tower::failover::connect_retries())
+        .build()
+        .unwrap();
+    let pool = DsqlPool::builder(&harness.config)
+        .max_size(2)
+        .connection_timeout(Duration::from_secs(20))
+        .build_with(stack)
+        .unwrap();
+    harness.local.faults().isolate();
+    let waiting = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = pool.get().await.map(drop);
+            (result, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(pool.state().connect_failures >= 1, "{:?}", pool.state());
+    harness.local.faults().heal();
+    let healed = Instant::now();
+    let (result, waited) = waiting.await.unwrap();
+    result.unwrap();
+    assert!(
+        healed.elapsed() < Duration::from_secs(3),
+        "served {:?} after the heal ({waited:?} in all)",
+        healed.elapsed()
+    );
+    pool.close().await;
+    harness.local.shutdown().await;
+}

@@ -92,11 +92,18 @@ impl<M: ConnectService> DsqlPool<M> {
         };
         let mut fatal = shared.events.fatal.subscribe();
         fatal.mark_unchanged();
-        let got = tokio::select! {
-            biased;
-            got = tokio::time::timeout_at(deadline, self.inner.get_owned()) => got,
-            Ok(()) = fatal.changed() => {
-                return Err(shared.events.last_error().unwrap_or_else(|| self.timed_out(started)));
+        let mut failed = shared.events.failed.subscribe();
+        let got = loop {
+            failed.mark_unchanged();
+            tokio::select! {
+                biased;
+                got = tokio::time::timeout_at(deadline, self.inner.get_owned()) => break got,
+                Ok(()) = fatal.changed() => {
+                    return Err(shared.events.last_error().unwrap_or_else(|| self.timed_out(started)));
+                }
+                // A connect failed: ask bb8 again, which approves a new
+                // connect for this wait (the connect stack paces them).
+                Ok(()) = failed.changed() => {}
             }
         };
         drop(waiting);
