@@ -1,7 +1,7 @@
 //! `dsql-bench`: the pools users pick today against `dsql-bb8`, every client
 //! through a `dsql-local` front end (TLS, IAM tokens) running in its own
-//! process, in the same run; the chaos soak; and dsql-local's peak memory
-//! under a flood of hostile input.
+//! process, in the same run; the chaos soak; a region cut off under three
+//! clients; and dsql-local's peak memory under a flood of hostile input.
 //!
 //! ```text
 //! cargo run --release -p dsql-bench -- pools                  # every scenario, 1/8/32/128 tasks
@@ -9,6 +9,8 @@
 //! cargo run --release -p dsql-bench -- pools --quick          # under two minutes
 //! cargo run --release -p dsql-bench -- soak --minutes 5       # faults under load, then invariants
 //! cargo run --release -p dsql-bench -- dialect-cost           # DSQL's dialect vs pass-through, CPU per op
+//! cargo run --release -p dsql-bench -- failover               # a region cut off: three clients compared
+//! cargo run --release -p dsql-bench -- failover --quick       # the same, one short run
 //! cargo run --release -p dsql-bench -- flood                  # dsql-local's peak memory under hostile input
 //! cargo run --release -p dsql-bench -- flood --max-buffered-bytes 134217728 --json flood.json
 //! ```
@@ -16,6 +18,7 @@
 
 mod clients;
 mod dialect_cost;
+mod failover;
 mod flood;
 mod measure;
 mod report;
@@ -56,10 +59,18 @@ enum Command {
     /// What DSQL's dialect (statements read with PostgreSQL's parser)
     /// costs dsql-local, against the PostgreSQL dialect, in one run.
     DialectCost(dialect_cost::DialectCostArgs),
+    /// Region A of a two-region cluster cut off under load, then healed:
+    /// the cluster pool, a single-endpoint pool and a naive "other host on
+    /// error" client, in one run.
+    Failover(failover::FailoverArgs),
     /// Runs a dsql-local front end and prints how to reach it (used by the
     /// other commands, which start it in a child process).
     #[command(hide = true)]
     ServeLocal(server::ServeArgs),
+    /// Runs two regional dsql-local endpoints of one cluster (used by
+    /// `failover`).
+    #[command(hide = true)]
+    ServeRegions(failover::ServeRegionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +149,8 @@ fn main() -> ExitCode {
             Command::Soak(args) => soak::run(args).await,
             Command::Flood(args) => flood::run(args).await,
             Command::DialectCost(args) => dialect_cost::run(args).await,
+            Command::Failover(args) => failover::run(args).await,
+            Command::ServeRegions(args) => failover::serve(args).await,
             Command::ServeLocal(args) => server::serve(args).await,
         }
     });

@@ -141,7 +141,7 @@ pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan:
 /// of `/proc/self/stat`, in clock ticks taken as 100 a second (`USER_HZ`,
 /// what `getconf CLK_TCK` prints on Linux): a 10 ms resolution, 1 % or
 /// less of a measured window's CPU.
-fn process_cpu() -> Option<Duration> {
+pub(crate) fn process_cpu() -> Option<Duration> {
     cpu_from("/proc/self/stat")
 }
 
