@@ -85,6 +85,13 @@
 //! environment, and [`DsqlLocal::libpq_conninfo`] and [`DsqlLocal::token`]
 //! serve `psql`.
 //!
+//! # A real cluster, or this one
+//! With the feature `target`, [`Target::from_env_or_local`] gives a
+//! program, a test or an example the cluster in `CLUSTER_ENDPOINT` (AWS
+//! credentials from the default chain) when it is set, and otherwise a
+//! `DsqlLocal` over the local PostgreSQL: a `DsqlConfig` and a caching token
+//! provider for either, so the same code runs the real authentication flow.
+//!
 //! # Command line
 //! `dsqlctl local` (crate `dsqlctl`) runs this front end until Ctrl-C, with
 //! a flag for every limit and fault, and prints how to connect to it
@@ -225,6 +232,8 @@ mod registry;
 mod relay;
 mod server;
 mod stats;
+#[cfg(feature = "target")]
+mod target;
 mod tls;
 mod token;
 mod upstream;
@@ -246,4 +255,6 @@ pub use faults::{
 pub use regions::{Regions, RegionsBuilder};
 pub use server::DsqlLocal;
 pub use stats::{RefusalCounts, RefusalReason, Stats, StatsSnapshot};
+#[cfg(feature = "target")]
+pub use target::{Target, TargetError};
 pub use token::{SignError, TokenRequest, sign_token};
