@@ -88,4 +88,8 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
+    /// The network delay line's timer thread could not be started
+    /// ([`network_round_trip`](crate::LocalConfigBuilder::network_round_trip)).
+    #[error("could not start the network delay line: {0}")]
+    DelayLine(#[source] io::Error),
 }

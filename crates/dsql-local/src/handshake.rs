@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::catalog::{self, ClientClass, DsqlError, Severity};
 use crate::faults::IsolatedConnects;
+use crate::network::ClientIo;
 use crate::protocol::{self, ErrorResponse, ProtocolError, StartupMessage, StartupPacket};
 use crate::server::ServerCtx;
 use crate::stats::{RefusalReason, bump};
@@ -15,7 +15,7 @@ use crate::tls::ALPN_POSTGRESQL;
 use crate::token::Verified;
 
 /// The client connection once TLS is up.
-pub(crate) type ClientStream = tokio_rustls::server::TlsStream<TcpStream>;
+pub(crate) type ClientStream = tokio_rustls::server::TlsStream<ClientIo>;
 
 /// Longest password message accepted (tokens with long session tokens are a
 /// few KiB).
@@ -142,7 +142,7 @@ async fn isolation_gate(ctx: &ServerCtx, tls: &mut ClientStream) -> Option<Outco
 /// Runs the handshake. `refusal` is the admission decision taken at accept
 /// time, delivered once the client can read an `ErrorResponse`.
 pub(crate) async fn handshake(
-    mut tcp: TcpStream,
+    mut tcp: ClientIo,
     ctx: &ServerCtx,
     refusal: Option<RefusalReason>,
 ) -> Result<Outcome, HandshakeError> {

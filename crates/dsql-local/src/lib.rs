@@ -26,6 +26,11 @@
 //!   **counters** ([`Stats`]).
 //! - **Multi-region clusters** ([`Regions`]): one endpoint per region over
 //!   one database.
+//! - **A region's network**, modelled: with
+//!   [`network_round_trip`](LocalConfigBuilder::network_round_trip), each
+//!   direction is delayed as on a real link from accept on (TLS and startup
+//!   pay their round trips), and [`StatsSnapshot::round_trips`] counts the
+//!   turns each client spends.
 //! - **Sessions without superuser powers**: the upstream URL's user (usually
 //!   a superuser) only creates and checks, at start and on first use, the
 //!   role each DSQL role's sessions run as: a role of the same name (or a
@@ -86,7 +91,7 @@
 //! serve `psql`.
 //!
 //! # A real cluster, or this one
-//! With the feature `target`, [`Target::from_env_or_local`] gives a
+//! With the feature `target`, `Target::from_env_or_local` gives a
 //! program, a test or an example the cluster in `CLUSTER_ENDPOINT` (AWS
 //! credentials from the default chain) when it is set, and otherwise a
 //! `DsqlLocal` over the local PostgreSQL: a `DsqlConfig` and a caching token
@@ -226,6 +231,7 @@ mod error;
 mod faults;
 mod handshake;
 mod limits;
+mod network;
 mod protocol;
 mod regions;
 mod registry;

@@ -232,6 +232,11 @@ pub struct StatsSnapshot {
     /// `COMMIT`s of transactions that wrote (rolled back instead) and
     /// autocommit writes (not applied).
     pub commits_failed_by_isolation: u64,
+    /// Turns of the conversation through the network delay line
+    /// ([`network_round_trip`](crate::LocalConfigBuilder::network_round_trip)):
+    /// each time a client sent bytes after the server had sent some (or for
+    /// the first time). Zero without a delay line.
+    pub round_trips: u64,
     /// Bytes relayed from clients to the upstream.
     pub bytes_from_clients: u64,
     /// Bytes relayed from the upstream to clients.
@@ -271,6 +276,7 @@ pub(crate) struct Counters {
     pub(crate) connects_refused_by_isolation: AtomicU64,
     pub(crate) sessions_cut_by_isolation: AtomicU64,
     pub(crate) commits_failed_by_isolation: AtomicU64,
+    pub(crate) round_trips: AtomicU64,
     pub(crate) bytes_from_clients: AtomicU64,
     pub(crate) bytes_to_clients: AtomicU64,
     pub(crate) current_sessions: AtomicU64,
@@ -346,6 +352,7 @@ impl Stats {
             connects_refused_by_isolation: load(&c.connects_refused_by_isolation),
             sessions_cut_by_isolation: load(&c.sessions_cut_by_isolation),
             commits_failed_by_isolation: load(&c.commits_failed_by_isolation),
+            round_trips: load(&c.round_trips),
             bytes_from_clients: load(&c.bytes_from_clients),
             bytes_to_clients: load(&c.bytes_to_clients),
             current_sessions: load(&c.current_sessions),

@@ -47,6 +47,7 @@ pub struct LocalConfigBuilder {
     bounds: Bounds,
     dialect: Dialect,
     never_wait: Option<Duration>,
+    network_round_trip: Option<Duration>,
 }
 
 impl Default for LocalConfigBuilder {
@@ -74,6 +75,7 @@ impl Default for LocalConfigBuilder {
             bounds: Bounds::default(),
             dialect: Dialect::default(),
             never_wait: None,
+            network_round_trip: None,
         }
     }
 }
@@ -318,6 +320,30 @@ impl LocalConfigBuilder {
         self
     }
 
+    /// A network between clients and the server with this round trip, as
+    /// in a region (about 1 ms) rather than on loopback (tens of
+    /// microseconds): each direction is delayed by half of it, from the
+    /// moment a connection is accepted (TLS and the startup's round trips
+    /// included), with bytes in flight overlapping as on a real network.
+    /// Off by default; zero turns it off. With it on,
+    /// [`StatsSnapshot::round_trips`](crate::StatsSnapshot::round_trips)
+    /// counts each turn of every conversation.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), dsql_local::StartError> {
+    /// use std::time::Duration;
+    ///
+    /// let local = dsql_local::DsqlLocal::builder()
+    ///     .network_round_trip(Duration::from_millis(1))
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn network_round_trip(mut self, round_trip: Duration) -> Self {
+        self.network_round_trip = (!round_trip.is_zero()).then_some(round_trip);
+        self
+    }
+
     /// Validates the settings.
     pub fn build(self) -> Result<LocalConfig, ConfigError> {
         let endpoint = match &self.endpoint_host {
@@ -429,6 +455,7 @@ impl LocalConfigBuilder {
             server_names: self.server_names,
             bounds: self.bounds,
             never_wait: self.never_wait,
+            network_round_trip: self.network_round_trip,
             dialect: self.dialect,
         })
     }
@@ -451,6 +478,7 @@ impl fmt::Debug for LocalConfigBuilder {
             .field("transaction_timeout", &self.transaction_timeout)
             .field("max_connections", &self.max_connections)
             .field("connection_rate", &self.connection_rate)
+            .field("network_round_trip", &self.network_round_trip)
             .finish_non_exhaustive()
     }
 }

@@ -113,6 +113,9 @@ pub struct LocalConfig {
     /// Fail statements that wait this long for a row lock with DSQL's
     /// conflict ([`LocalConfigBuilder::never_wait`]).
     pub(crate) never_wait: Option<Duration>,
+    /// The modelled network's round trip
+    /// ([`LocalConfigBuilder::network_round_trip`]).
+    pub(crate) network_round_trip: Option<Duration>,
 }
 
 impl LocalConfig {
@@ -209,6 +212,11 @@ impl LocalConfig {
         self.bounds
     }
 
+    /// The modelled network's round trip, if any.
+    pub fn network_round_trip(&self) -> Option<Duration> {
+        self.network_round_trip
+    }
+
     /// The SQL dialect.
     pub fn dialect(&self) -> Dialect {
         self.dialect
@@ -243,6 +251,7 @@ impl fmt::Debug for LocalConfig {
             .field("bounds", &self.bounds)
             .field("dialect", &self.dialect)
             .field("never_wait", &self.never_wait)
+            .field("network_round_trip", &self.network_round_trip)
             .finish_non_exhaustive()
     }
 }

@@ -19,6 +19,7 @@ use crate::catalog::{self, Severity};
 use crate::config::LocalConfig;
 use crate::handshake::{self, Outcome};
 use crate::limits::ConnectionSlot;
+use crate::network::ClientIo;
 use crate::protocol::{self, ErrorResponse, error_field};
 use crate::relay::{self, SessionEnd};
 use crate::stats::{GaugeGuard, RefusalReason, bump};
@@ -54,6 +55,10 @@ async fn serve(
     bump(&counters.accepted);
     let _connection = GaugeGuard::new(&counters.current_connections);
     let _ = tcp.set_nodelay(true);
+    let io = match &ctx.network {
+        Some(line) => line.insert(tcp),
+        None => ClientIo::Tcp(tcp),
+    };
     let admission = ctx.admit();
     let refusal = admission.as_ref().err().copied();
     // A connection already refused only needs the time to hear why.
@@ -67,7 +72,7 @@ async fn serve(
 
     let handshake = tokio::select! {
         () = stopped(&mut shutdown) => return,
-        result = timeout(handshake_timeout, handshake::handshake(tcp, ctx, refusal)) => result,
+        result = timeout(handshake_timeout, handshake::handshake(io, ctx, refusal)) => result,
     };
     drop(handshake_slot);
     let mut client = match handshake {

@@ -22,6 +22,7 @@ use crate::dialect::SqlRules;
 use crate::error::StartError;
 use crate::faults::Faults;
 use crate::limits::{ConnectionLimit, RateLimiter};
+use crate::network::DelayLine;
 use crate::protocol::MemoryBudget;
 use crate::registry::Registry;
 use crate::stats::Stats;
@@ -95,7 +96,18 @@ impl DsqlLocal {
             .unwrap_or_else(AccessKey::default_test_key);
         let endpoint = config.endpoint.clone();
         let clock = Arc::clone(&config.clock);
+        let network = match config.network_round_trip {
+            Some(round_trip) => match DelayLine::new(round_trip, Arc::clone(&stats.counters)) {
+                Ok(line) => Some(line),
+                Err(source) => {
+                    remove_dir(material.temp_dir.as_deref());
+                    return Err(StartError::DelayLine(source));
+                }
+            },
+            None => None,
+        };
         let ctx = Arc::new(ServerCtx {
+            network,
             verifier: Verifier::new(
                 config.endpoint.clone(),
                 &config.access_keys,

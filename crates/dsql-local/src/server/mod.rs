@@ -24,6 +24,7 @@ use crate::config::LocalConfig;
 use crate::dialect::SqlRules;
 use crate::faults::Faults;
 use crate::limits::{ConnectionLimit, ConnectionSlot, RateLimiter};
+use crate::network::DelayLine;
 use crate::protocol::MemoryBudget;
 use crate::registry::Registry;
 use crate::stats::{RefusalReason, Stats, bump};
@@ -43,6 +44,8 @@ pub(crate) struct ServerCtx {
     pub(crate) registry: Arc<Registry>,
     /// The upstream role each DSQL role runs as.
     pub(crate) roles: Roles,
+    /// The modelled network in front of every accepted socket, if any.
+    pub(crate) network: Option<DelayLine>,
     connections: Arc<ConnectionLimit>,
     /// Connections in their handshake
     /// ([`Bounds::max_pending_handshakes`](crate::config::Bounds::max_pending_handshakes)).
