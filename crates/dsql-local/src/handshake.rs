@@ -92,7 +92,12 @@ async fn relay_cancel(ctx: &ServerCtx, pid: i32, secret: i32, refusal: Option<Re
         tracing::debug!(reason = %reason, "cancel request refused at admission");
         return Outcome::Done;
     }
-    if ctx.registry.has_backend_key(pid, secret) {
+    if let Some(session) = ctx.registry.with_backend_key(pid, secret) {
+        // Noted before it is sent: the backend may answer `57014` at once,
+        // and the relay must know by then that this one is the client's
+        // (in the never-wait mode it rewrites PostgreSQL's spurious
+        // "user request" cancels; see `relay::upstream`).
+        session.note_cancel();
         match crate::upstream::cancel(&ctx.config.upstream, pid, secret).await {
             Ok(()) => {
                 bump(&ctx.stats.counters.cancels_relayed);

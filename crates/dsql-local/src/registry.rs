@@ -7,15 +7,33 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
-/// Control of one open session: a kill switch.
+/// Control of one open session: a kill switch, and what the cancel
+/// requests for it did.
 #[derive(Debug)]
 pub(crate) struct SessionCtl {
     killed: AtomicU8,
     notify: Notify,
     backend_key: Option<(i32, i32)>,
+    /// Cancel requests relayed to this session's backend (counted before
+    /// they are sent, so that the relay sees the count by the time the
+    /// backend can answer with `57014`).
+    cancels_relayed: AtomicU64,
 }
 
 impl SessionCtl {
+    /// Notes that a cancel request for this session is about to be
+    /// relayed to its backend.
+    pub(crate) fn note_cancel(&self) {
+        self.cancels_relayed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether a cancel request was ever relayed to this session's backend
+    /// (or tried: a failed relay counts too, which errs on the side of the
+    /// client's own cancel).
+    pub(crate) fn cancel_relayed(&self) -> bool {
+        self.cancels_relayed.load(Ordering::SeqCst) != 0
+    }
+
     /// Asks the session to close (as a fault); `false` if it already was.
     pub(crate) fn kill(&self) -> bool {
         let first = self
@@ -55,6 +73,7 @@ impl Registry {
             killed: AtomicU8::new(0),
             notify: Notify::new(),
             backend_key,
+            cancels_relayed: AtomicU64::new(0),
         });
         self.lock().insert(id, Arc::clone(&ctl));
         Registration {
@@ -73,11 +92,12 @@ impl Registry {
         self.lock().values().cloned().collect()
     }
 
-    /// Whether an open session's upstream backend has this cancel key.
-    pub(crate) fn has_backend_key(&self, pid: i32, secret: i32) -> bool {
+    /// The open session whose upstream backend has this cancel key.
+    pub(crate) fn with_backend_key(&self, pid: i32, secret: i32) -> Option<Arc<SessionCtl>> {
         self.lock()
             .values()
-            .any(|ctl| ctl.backend_key == Some((pid, secret)))
+            .find(|ctl| ctl.backend_key == Some((pid, secret)))
+            .cloned()
     }
 }
 

@@ -235,6 +235,30 @@ async fn cancel_requests_are_relayed() {
     local.shutdown().await;
 }
 
+/// In the never-wait mode a `57014` "user request" with no cancel behind it
+/// is PostgreSQL's lock-timeout race, rewritten to DSQL's conflict; a
+/// client's own cancel still comes back as `57014`.
+#[tokio::test]
+async fn cancel_requests_are_relayed_in_never_wait_mode() {
+    let local = start(DsqlLocal::builder().never_wait(Duration::from_millis(1))).await;
+    let client = connect(&local, "admin").await.expect("connects");
+    let cancel = client.cancel_token();
+    let tls = tls::verify_full(local.ca_pem());
+    let started = tokio::time::Instant::now();
+    let sleeper = tokio::spawn(async move { client.batch_execute("SELECT pg_sleep(5)").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel.cancel_query(tls).await.expect("cancel sent");
+    let error = sleeper.await.expect("task").expect_err("canceled");
+    let db = db_error(&error);
+    assert_eq!(db.code().code(), "57014", "{db:?}");
+    assert_eq!(db.message(), "canceling statement due to user request");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let stats = local.stats().snapshot();
+    assert_eq!(stats.cancels_relayed, 1);
+    assert_eq!(stats.conflicts_rewritten, 0);
+    local.shutdown().await;
+}
+
 #[tokio::test]
 async fn shutdown_closes_sessions_and_stops_accepting() {
     let local = start(DsqlLocal::builder()).await;

@@ -11,7 +11,10 @@
 //!   [`Pending`] entry says; `ReadyForQuery` gives the transaction status
 //!   (`I`, `T`, `E`), hence the transaction's age for the transaction timeout
 //!   ([`transaction_timeout`]); PostgreSQL's serialization failures (`40001`) and
-//!   deadlocks (`40P01`) are rewritten to DSQL's `OC000` conflict.
+//!   deadlocks (`40P01`) are rewritten to DSQL's `OC000` conflict, and so,
+//!   in the never-wait mode, are its lock timeouts (`55P03`, and the
+//!   `57014` PostgreSQL sometimes reports one as, unless the client
+//!   cancelled: see [`upstream::rewrites_conflict`]).
 //! - [`commit`]: `COMMIT` is recognized in simple queries and in
 //!   extended-protocol `Parse`/`Bind`/`Execute` flows, for the commit faults.
 //!   `COMMIT AND CHAIN` is not a `COMMIT` here: it is forwarded untouched.
@@ -290,7 +293,7 @@ pub(crate) async fn run(
         wake_client_side: Notify::new(),
     };
     let mut client_side = ClientSide::new(ctx, &state);
-    let mut upstream_side = UpstreamSide::new(ctx, &state, upstream.reader);
+    let mut upstream_side = UpstreamSide::new(ctx, &state, ctl, upstream.reader);
     let lifetime_end = Instant::now().checked_add(ctx.config.session_lifetime);
     let end = tokio::select! {
         end = client_side.run(&mut client_read, &mut upstream_write) => end,

@@ -84,3 +84,97 @@ mod copy_in {
         assert_eq!(pending, after);
     }
 }
+
+/// Which upstream errors become DSQL's conflict, notably the `57014` that
+/// PostgreSQL 15 sometimes reports a `lock_timeout` as.
+mod conflict_rewrite {
+    use super::super::upstream::rewrites_conflict;
+
+    /// An `ErrorResponse` body: severity, code, message.
+    fn error(code: &str, message: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (kind, value) in [(b'S', "ERROR"), (b'V', "ERROR"), (b'C', code), (b'M', message)] {
+            body.push(kind);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        body
+    }
+
+    const USER_REQUEST: &str = "canceling statement due to user request";
+
+    #[test]
+    fn a_spurious_user_cancel_is_a_conflict_only_in_never_wait_without_a_cancel() {
+        let body = error("57014", USER_REQUEST);
+        assert!(rewrites_conflict(&body, true, || false));
+        // A client's cancel was relayed to the session: it is the client's.
+        assert!(!rewrites_conflict(&body, true, || true));
+        // Without the never-wait mode there is no lock_timeout to blame.
+        assert!(!rewrites_conflict(&body, false, || false));
+        assert!(!rewrites_conflict(&body, false, || true));
+    }
+
+    #[test]
+    fn other_cancels_pass_through() {
+        for message in [
+            "canceling statement due to statement timeout",
+            "canceling statement due to lock timeout",
+            "canceling autovacuum task",
+            "canceling statement due to user request!",
+            "",
+        ] {
+            let body = error("57014", message);
+            assert!(!rewrites_conflict(&body, true, || false), "{message}");
+        }
+        // No message at all.
+        assert!(!rewrites_conflict(b"C57014\0\0", true, || false));
+    }
+
+    #[test]
+    fn the_cancel_state_is_asked_only_for_a_user_cancel() {
+        let asked = std::cell::Cell::new(false);
+        let ask = || {
+            asked.set(true);
+            false
+        };
+        assert!(rewrites_conflict(
+            &error("55P03", "could not obtain lock"),
+            true,
+            ask
+        ));
+        assert!(rewrites_conflict(
+            &error("40001", "could not serialize"),
+            false,
+            ask
+        ));
+        assert!(!rewrites_conflict(&error("23505", "duplicate key"), true, ask));
+        assert!(!asked.get());
+    }
+
+    #[test]
+    fn serialization_failures_deadlocks_and_lock_timeouts() {
+        for never_wait in [false, true] {
+            assert!(rewrites_conflict(
+                &error("40001", "could not serialize"),
+                never_wait,
+                || true
+            ));
+            assert!(rewrites_conflict(
+                &error("40P01", "deadlock detected"),
+                never_wait,
+                || true
+            ));
+            // `55P03` is the never-wait mode's lock_timeout, else a `NOWAIT`.
+            assert_eq!(
+                rewrites_conflict(&error("55P03", "could not obtain lock"), never_wait, || false),
+                never_wait
+            );
+            assert!(!rewrites_conflict(
+                &error("42P01", "no such table"),
+                never_wait,
+                || false
+            ));
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! follows the transaction status and copy-in mode (which makes PostgreSQL
 //! ignore `Sync`s: see the module docs of [`relay`](super)), and rewrites
 //! PostgreSQL's serialization failures and deadlocks to DSQL's `OC000`
-//! conflict.
+//! conflict (and, in the never-wait mode, its lock timeouts: see
+//! [`rewrites_conflict`]).
 
 use std::fmt;
 
@@ -16,6 +17,7 @@ use super::outbox::Outbox;
 use super::{ConflictKind, DropCause, Flow, Pending, Request, SessionEnd, State};
 use crate::catalog::{self, Severity};
 use crate::protocol::{self, ErrorResponse, Frame, FrameReader};
+use crate::registry::SessionCtl;
 use crate::server::ServerCtx;
 use crate::stats::bump;
 
@@ -23,6 +25,8 @@ use crate::stats::bump;
 pub(super) struct UpstreamSide<'a> {
     ctx: &'a ServerCtx,
     state: &'a State,
+    /// The session's control: whether a client's cancel was relayed to it.
+    ctl: &'a SessionCtl,
     reader: FrameReader,
     out: Outbox,
     /// The request whose reply is being relayed.
@@ -52,12 +56,18 @@ impl fmt::Debug for UpstreamSide<'_> {
 }
 
 impl<'a> UpstreamSide<'a> {
-    pub(super) fn new(ctx: &'a ServerCtx, state: &'a State, mut reader: FrameReader) -> Self {
+    pub(super) fn new(
+        ctx: &'a ServerCtx,
+        state: &'a State,
+        ctl: &'a SessionCtl,
+        mut reader: FrameReader,
+    ) -> Self {
         // A client can make the upstream send large rows: they count too.
         reader.charge_to(ctx.memory.clone());
         Self {
             ctx,
             state,
+            ctl,
             reader,
             out: Outbox::new(),
             current: None,
@@ -319,11 +329,6 @@ impl<'a> UpstreamSide<'a> {
             .encode(&mut self.out);
     }
 
-    /// Whether an error with this body is a conflict to rewrite to DSQL's.
-    fn rewrites_conflict(&self, body: &[u8]) -> bool {
-        protocol::error_field(body, b'C') != Some(b"55P03") || self.ctx.config.never_wait.is_some()
-    }
-
     /// Forwards an `ErrorResponse`, rewriting conflicts to DSQL's form and
     /// refusals to DSQL's words alone.
     fn forward_error(&mut self, frame: &Frame) {
@@ -345,16 +350,19 @@ impl<'a> UpstreamSide<'a> {
             bump(&self.ctx.stats.counters.statements_refused);
             return;
         }
+        let never_wait = self.ctx.config.never_wait.is_some();
+        // Read only for a `57014`, the one code that needs it.
+        let cancel_relayed = || self.ctl.cancel_relayed();
         match protocol::error_field(body, b'C') {
-            // `55P03` (lock_not_available) is a conflict only in the
-            // never-wait mode (its lock_timeout); elsewhere it is a
-            // `NOWAIT` the client asked for.
-            Some(b"40001" | b"40P01") | Some(b"55P03") if self.rewrites_conflict(body) => {
+            code if rewrites_conflict(body, never_wait, cancel_relayed) => {
                 let original = protocol::error_field(body, b'M')
                     .map(|m| format!("PostgreSQL reported: {}", String::from_utf8_lossy(m)))
                     .unwrap_or_default();
                 bump(&self.ctx.stats.counters.conflicts_rewritten);
-                tracing::debug!("serialization failure rewritten to OC000");
+                tracing::debug!(
+                    code = ?code.map(String::from_utf8_lossy),
+                    "conflict rewritten to OC000"
+                );
                 let mut error = ErrorResponse::from_catalog(&catalog::CHANGE_CONFLICT);
                 error.severity = Severity::Error;
                 if !original.is_empty() {
@@ -365,6 +373,43 @@ impl<'a> UpstreamSide<'a> {
             Some(b"25P02") if self.state.lock().timed_out => self.timeout_error(),
             _ => self.forward(frame),
         }
+    }
+}
+
+/// PostgreSQL's message for a statement canceled by a cancel request (or by
+/// its lock-timeout race: see [`rewrites_conflict`]).
+const USER_CANCEL_MESSAGE: &[u8] = b"canceling statement due to user request";
+
+/// Whether an error with this body is a conflict to rewrite to DSQL's:
+///
+/// - `40001` (serialization failure) and `40P01` (deadlock): always;
+/// - `55P03` (lock_not_available): only in the never-wait mode, where it
+///   comes from the `lock_timeout` dsql-local sets; elsewhere it is a
+///   `NOWAIT` the client asked for;
+/// - `57014` "canceling statement due to user request": only in the
+///   never-wait mode, and only if no cancel request was ever relayed to the
+///   session (`cancel_relayed` says; it is asked only then). PostgreSQL 15
+///   has a race between the `lock_timeout` interrupt and the lock being
+///   granted: about once in 20,000 lock timeouts, milliseconds after one on
+///   the same backend, it reports a lock timeout as this cancel although no
+///   cancel request exists. DSQL never sends it, so it is the conflict the
+///   lock timeout stands for. A client's real cancel must still come back as
+///   `57014`; a cancel sent for one statement may land in the next one, so
+///   rather than guess which statement it was meant for, one relayed cancel
+///   turns this rewrite off for the rest of the session. Other `57014`s
+///   (e.g. "canceling statement due to statement timeout") are left alone.
+pub(super) fn rewrites_conflict(
+    body: &[u8],
+    never_wait: bool,
+    cancel_relayed: impl FnOnce() -> bool,
+) -> bool {
+    match protocol::error_field(body, b'C') {
+        Some(b"40001" | b"40P01") => true,
+        Some(b"55P03") => never_wait,
+        Some(b"57014") => {
+            never_wait && protocol::error_field(body, b'M') == Some(USER_CANCEL_MESSAGE) && !cancel_relayed()
+        }
+        _ => false,
     }
 }
 
