@@ -18,8 +18,11 @@
 //! - fatal connect errors come back at once, typed;
 //! - one classifier ([`DsqlPoolBuilder::classifier`]) serves connects,
 //!   operations and replays;
-//! - [`DsqlPool::transaction`] replays a whole transaction on conflicts, and
-//!   [`DsqlPool::service`] is the pool as a `tower::Service<Operation<T>>`;
+//! - [`DsqlPool::transaction`] replays a whole transaction on conflicts, on
+//!   the connection it kept through the backoff (given back, another
+//!   transaction would take it at once and the backoff would thin out
+//!   nothing: [`DsqlPoolBuilder::keep_connection_through_conflict_backoff`]),
+//!   and [`DsqlPool::service`] is the pool as a `tower::Service<Operation<T>>`;
 //! - [`DsqlPoolBuilder::build_cluster`] makes one pool over a multi-region
 //!   cluster's endpoints (`dsql_tower::failover`): it leaves a region that
 //!   cannot serve, refills at the next, and moves back gradually when the

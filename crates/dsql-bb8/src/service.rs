@@ -16,6 +16,15 @@ use crate::pool::DsqlPool;
 /// lifecycle, which retires the connection when the error leaves it
 /// unusable.
 ///
+/// An attempt that fails with a conflict the retry layer may replay keeps
+/// its connection in the operation ([`Operation::park`]) through the
+/// backoff, and the replay runs on it without a checkout: a connection
+/// given back during the backoff would go to another transaction on the
+/// same rows, and the backoff would thin out nothing. If no replay comes,
+/// the connection returns to the pool when the retry layer drops the
+/// request. See
+/// [`DsqlPoolBuilder::keep_connection_through_conflict_backoff`](crate::DsqlPoolBuilder::keep_connection_through_conflict_backoff).
+///
 /// Errors come classified (by the pool's classifier) with their phase and
 /// what the attempt did, so `RetryLayer` (with
 /// [`RetryPolicy`](dsql_tower::retry::RetryPolicy)), timeouts and
@@ -80,8 +89,17 @@ where
         // makes, the waits for a connection included.
         let observation = pool.lifecycle_ref().observe(&operation);
         Box::pin(observation.run(async move {
-            let mut connection = pool.get().await?;
-            pool.lifecycle_ref().execute(&mut connection, &operation).await
+            // A replay after a conflict takes back the connection its
+            // failed attempt parked, instead of queueing for another.
+            let mut connection = match pool.take_parked(&operation).await {
+                Some(connection) => connection,
+                None => pool.get().await?,
+            };
+            let result = pool.lifecycle_ref().execute(&mut connection, &operation).await;
+            if let Err(error) = &result {
+                pool.park(&operation, error, connection);
+            }
+            result
         }))
     }
 }

@@ -66,6 +66,7 @@ pub struct DsqlPoolBuilder {
     connect_rate: Option<(f64, u32)>,
     check: CheckOnCheckout,
     retry: RetryPolicy,
+    keep_through_backoff: bool,
     classifier: SharedClassifier,
     health: HealthPolicy,
     probe: Probe,
@@ -87,6 +88,7 @@ impl DsqlPool {
             connect_rate: Some((defaults::CONNECT_RATE, defaults::CONNECT_BURST)),
             check: CheckOnCheckout::Local,
             retry: RetryPolicy::for_operations(),
+            keep_through_backoff: true,
             classifier: SharedClassifier::default(),
             health: HealthPolicy::default(),
             probe: Probe::default(),
@@ -161,6 +163,23 @@ impl DsqlPoolBuilder {
     /// (its classifier is replaced by the pool's).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Whether an operation whose attempt failed with a conflict keeps its
+    /// connection through the backoff before its replay (default: yes).
+    ///
+    /// Kept, the connection stays out of the pool until the replay runs on
+    /// it, so the backoff lowers the contention: given back, it would go at
+    /// once to another transaction, and with more tasks than connections as
+    /// many attempts would contend on the hot rows as without a backoff
+    /// (`dsql-bench occ`, see BENCHMARKS.md). The cost: during the backoff
+    /// (up to 250 ms a retry with the default rule) the connection serves
+    /// nobody, so a pool saturated with other work serves it less while
+    /// transactions back off. Only conflicts that will be replayed keep
+    /// their connection; any other failure gives it back at once.
+    pub fn keep_connection_through_conflict_backoff(mut self, keep: bool) -> Self {
+        self.keep_through_backoff = keep;
         self
     }
 
@@ -389,6 +408,7 @@ impl DsqlPoolBuilder {
                 timeouts: AtomicU64::new(0),
                 events,
                 retry: self.retry.classifier(self.classifier),
+                keep_through_backoff: self.keep_through_backoff,
                 rate_limit,
                 endpoints,
                 #[cfg(feature = "metrics")]

@@ -4,6 +4,7 @@
 mod builder;
 mod checkout;
 mod error;
+mod park;
 mod state;
 
 use std::fmt;
@@ -67,6 +68,9 @@ struct Shared {
     timeouts: AtomicU64,
     events: Arc<Events>,
     retry: RetryPolicy,
+    /// Whether a conflicted operation keeps its connection through its
+    /// backoff (see `park`).
+    keep_through_backoff: bool,
     rate_limit: Option<Arc<ConnectRateLimit>>,
     /// The endpoints' snapshots, for a pool over a [`Failover`].
     endpoints: Option<EndpointSnapshots>,

@@ -1,6 +1,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use super::parked::Parked;
 use crate::telemetry::OperationTelemetry;
 
 /// What a failed attempt may have left behind: the fact a replay decision
@@ -84,11 +85,19 @@ pub(crate) struct Attempt {
     effects: AtomicU8,
     /// Its span and metrics, across attempts.
     telemetry: OperationTelemetry,
+    /// A connection kept between attempts (see [`Parked`]). After the
+    /// telemetry, so the operation's duration ends before the connection is
+    /// handed back.
+    parked: Parked,
 }
 
 impl Attempt {
     pub(crate) fn telemetry(&self) -> &OperationTelemetry {
         &self.telemetry
+    }
+
+    pub(crate) fn parked(&self) -> &Parked {
+        &self.parked
     }
 
     pub(crate) fn set(&self, effects: Effects) {

@@ -1,7 +1,9 @@
 //! What a request is: work against a connection that can be replayed.
 
 mod effects;
+mod parked;
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -207,6 +209,48 @@ impl<T> Operation<T> {
     /// What the last attempt did that may have taken effect.
     pub fn effects(&self) -> Effects {
         self.attempt.effects()
+    }
+
+    /// Keeps `connection` with the operation until its next attempt takes
+    /// it back ([`take_parked`](Self::take_parked)), for services that run
+    /// operations on pooled connections.
+    ///
+    /// Why: a conflicted transaction backs off before its replay so that
+    /// fewer transactions contend at once, but a connection given back to
+    /// its pool during the backoff goes at once to another transaction, and
+    /// the backoff thins out nothing. Parked, the connection stays out of
+    /// the pool until the replay takes it.
+    ///
+    /// The slot is shared by the copies a retry layer makes of the request
+    /// ([`Replay::replay`](crate::retry::Replay::replay)), not by
+    /// [`Clone`] (a clone is a new request). If no attempt takes the
+    /// connection back (the retry gives up), it is dropped with the last
+    /// copy of the request; a pooled connection then returns to its pool.
+    /// One parked before is dropped.
+    ///
+    /// Park only a connection that is safe to use again (outside a
+    /// transaction, nothing outstanding), and only when the operation will
+    /// be replayed: until it is dropped, nobody else can use it.
+    ///
+    /// ```
+    /// use dsql_tower::Operation;
+    ///
+    /// struct Connection(u32);
+    ///
+    /// let operation = Operation::transaction(|_tx| Box::pin(async { Ok::<(), tokio_postgres::Error>(()) }));
+    /// operation.park(Connection(7));
+    /// assert!(operation.take_parked::<String>().is_none(), "another type stays parked");
+    /// assert_eq!(operation.take_parked::<Connection>().map(|c| c.0), Some(7));
+    /// assert!(operation.take_parked::<Connection>().is_none());
+    /// ```
+    pub fn park<C: Any + Send>(&self, connection: C) {
+        self.attempt.parked().park(Box::new(connection));
+    }
+
+    /// Takes back the connection parked by [`park`](Self::park), if one of
+    /// type `C` is parked; a value of another type stays parked.
+    pub fn take_parked<C: Any + Send>(&self) -> Option<C> {
+        self.attempt.parked().take()
     }
 
     pub(crate) fn body(&self) -> &Body<T> {

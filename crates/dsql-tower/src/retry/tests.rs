@@ -227,3 +227,120 @@ async fn the_error_says_why_it_was_not_replayed() {
     assert_eq!(error.not_replayed(), Some(Effects::StatementCompleted.as_str()));
     assert!(error.to_string().contains("not replayed: a statement"), "{error}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn conflicts_are_bounded_by_their_window_not_a_small_attempt_count() {
+    let rule = RetryPolicy::for_operations()
+        .rule_for(ErrorClass::Conflict)
+        .unwrap();
+    assert_eq!(rule.max_attempts, 100);
+    assert_eq!(rule.max_elapsed, secs(10));
+    // A transaction that loses 40 times in a row (p = 0.76 per attempt
+    // under heavy contention: once in 60,000) still commits.
+    let (result, calls) = run(
+        RetryPolicy::for_operations(),
+        op(),
+        ErrorClass::Conflict,
+        Phase::Commit,
+        40,
+    )
+    .await;
+    assert_eq!(result.unwrap(), 7);
+    assert_eq!(calls, 41);
+}
+
+/// Drops counted: a stand-in for a pooled connection, which returns to its
+/// pool when dropped.
+struct Connection {
+    id: usize,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A service that, like the pool's, takes back the connection parked by the
+/// last attempt (or "checks out" a new one), fails the first `failures`
+/// attempts with a conflict and parks the connection; returns the ids of
+/// the connections each attempt ran on.
+fn parking_service(
+    failures: usize,
+    checkouts: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    used: Arc<std::sync::Mutex<Vec<usize>>>,
+) -> impl Service<Operation<u32>, Response = u32, Error = Error> + Clone {
+    service_fn(move |op: Operation<u32>| {
+        let connection = op.take_parked::<Connection>().unwrap_or_else(|| Connection {
+            id: checkouts.fetch_add(1, Ordering::SeqCst),
+            dropped: Arc::clone(&dropped),
+        });
+        let mut used = used.lock().unwrap();
+        used.push(connection.id);
+        let attempt = used.len();
+        drop(used);
+        let result = if attempt <= failures {
+            op.park(connection);
+            Err(error(ErrorClass::Conflict, Phase::Execute))
+        } else {
+            Ok(7)
+        };
+        async move { result }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parked_connection_reaches_the_replay_and_is_dropped_when_the_retry_gives_up() {
+    let checkouts = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let used = Arc::new(std::sync::Mutex::new(Vec::new()));
+
+    // Three conflicts, then a commit: every attempt on the first connection.
+    let inner = parking_service(3, Arc::clone(&checkouts), Arc::clone(&dropped), Arc::clone(&used));
+    let mut service = tower::ServiceBuilder::new()
+        .layer(RetryPolicy::for_operations().layer())
+        .service(inner);
+    assert_eq!(service.ready().await.unwrap().call(op()).await.unwrap(), 7);
+    assert_eq!(
+        *used.lock().unwrap(),
+        [0, 0, 0, 0],
+        "the replays ran on the parked connection"
+    );
+    assert_eq!(checkouts.load(Ordering::SeqCst), 1);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+
+    // Always a conflict, three attempts allowed: the retry gives up, and the
+    // connection parked by the last attempt is dropped with the request.
+    used.lock().unwrap().clear();
+    let inner = parking_service(
+        usize::MAX,
+        Arc::clone(&checkouts),
+        Arc::clone(&dropped),
+        Arc::clone(&used),
+    );
+    let policy = RetryPolicy::for_operations().rule(
+        ErrorClass::Conflict,
+        Some(RetryRule::new(Backoff::new(ms(1), ms(10)), 3, secs(60))),
+    );
+    let mut service = tower::ServiceBuilder::new().layer(policy.layer()).service(inner);
+    let error = service.ready().await.unwrap().call(op()).await.unwrap_err();
+    assert_eq!(error.attempts(), 3);
+    assert_eq!(*used.lock().unwrap(), [1, 1, 1]);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        2,
+        "nothing stays parked after a give-up"
+    );
+
+    // A clone is a new request: it does not see what the original parked.
+    let operation = op();
+    operation.park(Connection {
+        id: 9,
+        dropped: Arc::clone(&dropped),
+    });
+    assert!(operation.clone().take_parked::<Connection>().is_none());
+    assert!(operation.replay().unwrap().take_parked::<Connection>().is_some());
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+}
