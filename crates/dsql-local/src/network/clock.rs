@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
 
@@ -14,23 +14,43 @@ use tokio::sync::oneshot;
 /// Wakes tasks at instants; the thread ends when the clock is dropped and
 /// every pending wake has fired.
 pub(crate) struct Clock {
-    wakes: mpsc::Sender<Wake>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when a wake earlier than every pending one arrives, or the
+    /// clock closes: a later one needs no signal, the thread will be up
+    /// before it is due (under load, most chunks, which saves a context
+    /// switch each).
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    pending: BinaryHeap<Wake>,
+    /// Orders wakes at the same instant by arrival.
+    seq: u64,
+    closed: bool,
 }
 
 struct Wake {
     at: Instant,
-    /// Orders wakes at the same instant by arrival.
     seq: u64,
     done: oneshot::Sender<()>,
 }
 
 impl Clock {
     pub(crate) fn start() -> io::Result<Self> {
-        let (wakes, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+        });
+        let for_thread = Arc::clone(&shared);
         thread::Builder::new()
             .name("dsql-local-clock".to_owned())
-            .spawn(move || run(&rx))?;
-        Ok(Self { wakes })
+            .spawn(move || run(&for_thread))?;
+        Ok(Self { shared })
     }
 
     /// Completes at `at` (at once when it has passed).
@@ -39,43 +59,66 @@ impl Clock {
             return;
         }
         let (done, woken) = oneshot::channel();
-        let wake = Wake { at, seq: 0, done };
-        if self.wakes.send(wake).is_err() {
+        {
+            let mut state = self.shared.lock();
+            state.seq += 1;
+            let earliest = state.pending.peek().is_none_or(|next| at < next.at);
+            let seq = state.seq;
+            state.pending.push(Wake { at, seq, done });
+            if earliest {
+                self.shared.changed.notify_one();
+            }
+        }
+        if woken.await.is_err() {
             // The thread is gone (it panicked): Tokio's coarser timer still
             // keeps the order and the lower bound.
             tokio::time::sleep_until(at.into()).await;
-            return;
         }
-        let _ = woken.await;
     }
 }
 
-fn run(rx: &mpsc::Receiver<Wake>) {
-    let mut pending = BinaryHeap::new();
-    let mut seq = 0_u64;
+impl Drop for Clock {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.changed.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn run(shared: &Shared) {
+    let mut state = shared.lock();
+    let mut due = Vec::new();
     loop {
         let now = Instant::now();
-        while pending.peek().is_some_and(|w: &Wake| w.at <= now) {
-            if let Some(wake) = pending.pop() {
+        while state.pending.peek().is_some_and(|w| w.at <= now) {
+            due.extend(state.pending.pop());
+        }
+        if !due.is_empty() {
+            // Woken tasks may add wakes at once: not under the lock.
+            drop(state);
+            for wake in due.drain(..) {
                 let _ = wake.done.send(());
             }
+            state = shared.lock();
+            continue;
         }
-        let received = match pending.peek() {
-            Some(next) => rx.recv_timeout(next.at.saturating_duration_since(now)),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match received {
-            Ok(mut wake) => {
-                seq += 1;
-                wake.seq = seq;
-                pending.push(wake);
+        state = match state.pending.peek() {
+            Some(next) => {
+                let wait = next.at.saturating_duration_since(now);
+                shared
+                    .changed
+                    .wait_timeout(state, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => match pending.peek() {
-                Some(next) => thread::sleep(next.at.saturating_duration_since(Instant::now())),
-                None => return,
-            },
-        }
+            None if state.closed => return,
+            None => shared.changed.wait(state).unwrap_or_else(PoisonError::into_inner),
+        };
     }
 }
 
