@@ -136,13 +136,7 @@ impl Client {
                     .to_builder()
                     .token_duration(Duration::from_secs(3600))
                     .build()?;
-                let token = SigningProvider::builder(&long)
-                    .credentials_provider(local.credentials())
-                    .build()
-                    .token()
-                    .await?;
-                let mut pg = pg_config(&config);
-                pg.password(token.expose_secret());
+                let pg = local.signed_pg_config(&long).await?;
                 let manager = bb8_postgres::PostgresConnectionManager::new(pg, tls()?);
                 let mut builder = bb8::Pool::builder().max_size(pool_size);
                 if let Some(lifetime) = setup.lifetime() {

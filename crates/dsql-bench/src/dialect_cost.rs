@@ -147,22 +147,12 @@ async fn measure_dialect(
             duration: timing.steady,
             warmup: timing.warmup,
         };
-        // The child's CPU over the measured window only: the warm-up runs
-        // first, inside `measure::run`.
-        let before_window = async {
-            tokio::time::sleep(timing.warmup + Duration::from_millis(50)).await;
-            measure::cpu_of(pid)
-        };
-        let (sample, cpu_before) =
-            tokio::join!(measure::run(&client, scenario, args.tasks, plan), before_window);
-        let cpu_after = measure::cpu_of(pid);
+        let (sample, cpu) = measure::run_watching(&client, scenario, args.tasks, plan, pid).await;
         client.close().await;
         if let Some(error) = &sample.first_error {
             return Err(format!("{dialect} {scenario}: {error}").into());
         }
-        let cpu = cpu_after
-            .zip(cpu_before)
-            .map_or(Duration::ZERO, |(after, before)| after.saturating_sub(before));
+        let cpu = cpu.unwrap_or_default();
         out.push((
             scenario,
             Figure {

@@ -35,8 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use dsql_auth::{SigningProvider, TokenProvider};
-use dsql_tower::connect::{client_config, pg_config};
+use dsql_tower::connect::client_config;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use self::report::{Bound, Memory, Phase, Report, Settings, mib};
@@ -143,7 +142,7 @@ pub(crate) async fn run(args: FloodArgs) -> Result<(), BoxError> {
         max_connections: args.max_connections,
         handshake_timeout: None,
         no_connection_rate_limit: !args.rate_limit,
-        dialect: None,
+        ..ServerLimits::default()
     };
     let mut local = LocalProcess::spawn_with_limits(&args.upstream, ServerFaults::default(), &limits).await?;
     let pid = local.pid();
@@ -340,11 +339,7 @@ async fn target(local: &LocalProcess) -> Result<Target, BoxError> {
         .to_builder()
         .token_duration(Duration::from_secs(3600))
         .build()?;
-    let token = SigningProvider::builder(&config)
-        .credentials_provider(local.credentials())
-        .build()
-        .token()
-        .await?;
+    let token = local.sign(&config).await?;
     Ok(Target {
         addr: local.addr(),
         host: local.host().to_owned(),
@@ -356,13 +351,7 @@ async fn target(local: &LocalProcess) -> Result<Target, BoxError> {
 /// `SELECT 1` through tokio-postgres, as an application connects.
 async fn normal_query(local: &LocalProcess) -> Result<(), BoxError> {
     let config = local.config("admin", APPLICATION_NAME)?;
-    let token = SigningProvider::builder(&config)
-        .credentials_provider(local.credentials())
-        .build()
-        .token()
-        .await?;
-    let mut pg = pg_config(&config);
-    pg.password(token.expose_secret());
+    let pg = local.signed_pg_config(&config).await?;
     let tls = MakeRustlsConnect::new(client_config(config.ssl_root_cert())?);
     let (client, connection) = pg.connect(tls).await?;
     let task = tokio::spawn(connection);

@@ -7,20 +7,27 @@
 //! cargo run --release -p dsql-bench -- pools                  # every scenario, 1/8/32/128 tasks
 //! cargo run --release -p dsql-bench -- pools --runs 3 --json results.json
 //! cargo run --release -p dsql-bench -- pools --quick          # under two minutes
+//! cargo run --release -p dsql-bench -- pools --json docs/benchmarks/pools.json --charts docs/benchmarks
+//! cargo run --release -p dsql-bench -- charts --json docs/benchmarks/pools.json --out docs/benchmarks
 //! cargo run --release -p dsql-bench -- soak --minutes 5       # faults under load, then invariants
 //! cargo run --release -p dsql-bench -- dialect-cost           # DSQL's dialect vs pass-through, CPU per op
 //! cargo run --release -p dsql-bench -- failover               # a region cut off: three clients compared
 //! cargo run --release -p dsql-bench -- failover --quick       # the same, one short run
+//! cargo run --release -p dsql-bench -- occ                    # OCC on hot rows: three replay policies
+//! cargo run --release -p dsql-bench -- network                # a 1 ms round trip: throughput, round trips, connects
 //! cargo run --release -p dsql-bench -- flood                  # dsql-local's peak memory under hostile input
 //! cargo run --release -p dsql-bench -- flood --max-buffered-bytes 134217728 --json flood.json
 //! ```
 #![forbid(unsafe_code)]
 
+mod charts;
 mod clients;
 mod dialect_cost;
 mod failover;
 mod flood;
 mod measure;
+mod network;
+mod occ;
 mod report;
 mod scenario;
 mod server;
@@ -49,6 +56,9 @@ struct Cli {
 enum Command {
     /// Every client through every scenario at several concurrencies.
     Pools(PoolsArgs),
+    /// Draws the SVG charts of a `pools --json` file again (throughput and
+    /// latency per scenario), without running anything.
+    Charts(charts::ChartsArgs),
     /// Faults under load for a while, then checks in PostgreSQL that
     /// nothing was lost or applied twice.
     Soak(soak::SoakArgs),
@@ -63,6 +73,16 @@ enum Command {
     /// the cluster pool, a single-endpoint pool and a naive "other host on
     /// error" client, in one run.
     Failover(failover::FailoverArgs),
+    /// Every client over a modelled region's network (1 ms round trip):
+    /// throughput against pool size ÷ round trip, round trips per
+    /// operation, connect time with SSLRequest and direct TLS, and the time
+    /// to refill a pool after its sessions are cut.
+    Network(network::NetworkArgs),
+    /// Transactions on a few hot rows: this pool's replay policy, the
+    /// official sqlx connector's retry defaults and a no-backoff loop, in
+    /// one run; commits per second, wasted attempts per commit, p99,
+    /// errors surfaced.
+    Occ(occ::OccArgs),
     /// Runs a dsql-local front end and prints how to reach it (used by the
     /// other commands, which start it in a child process).
     #[command(hide = true)]
@@ -111,6 +131,10 @@ struct PoolsArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Also draw SVG charts into this folder: throughput and latency per
+    /// scenario (`pools-<scenario>-throughput.svg`, `…-latency.svg`).
+    #[arg(long)]
+    charts: Option<std::path::PathBuf>,
     /// Upstream PostgreSQL of the dsql-local front end.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     upstream: String,
@@ -146,10 +170,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Pools(args) => pools(args).await,
+            Command::Charts(args) => charts::run(&args),
             Command::Soak(args) => soak::run(args).await,
             Command::Flood(args) => flood::run(args).await,
             Command::DialectCost(args) => dialect_cost::run(args).await,
             Command::Failover(args) => failover::run(args).await,
+            Command::Network(args) => network::run(args).await,
+            Command::Occ(args) => occ::run(args).await,
             Command::ServeRegions(args) => failover::serve(args).await,
             Command::ServeLocal(args) => server::serve(args).await,
         }
@@ -287,6 +314,9 @@ async fn pools(args: PoolsArgs) -> Result<(), BoxError> {
     if let Some(path) = args.json {
         std::fs::write(&path, report::json(&results)?)?;
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = args.charts {
+        charts::write(&report::json(&results)?, &dir)?;
     }
     Ok(())
 }

@@ -137,6 +137,27 @@ pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan:
     sample
 }
 
+/// [`run`], and the CPU time process `pid` (the dsql-local child) used over
+/// the measured window.
+pub(crate) async fn run_watching(
+    client: &Client,
+    scenario: Scenario,
+    tasks: usize,
+    plan: Plan,
+    pid: u32,
+) -> (Sample, Option<Duration>) {
+    // The warm-up runs first, inside `run`, which starts 50 ms from now.
+    let before_window = async {
+        tokio::time::sleep(plan.warmup + Duration::from_millis(50)).await;
+        cpu_of(pid)
+    };
+    let (sample, before) = tokio::join!(run(client, scenario, tasks, plan), before_window);
+    let used = cpu_of(pid)
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before));
+    (sample, used)
+}
+
 /// CPU time this process has used (user + system), from fields 14 and 15
 /// of `/proc/self/stat`, in clock ticks taken as 100 a second (`USER_HZ`,
 /// what `getconf CLK_TCK` prints on Linux): a 10 ms resolution, 1 % or

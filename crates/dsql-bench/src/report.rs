@@ -111,6 +111,8 @@ struct JsonRow<'a> {
     pool_size: u32,
     ops_per_sec: f64,
     p50_ms: f64,
+    /// Read back with a default by `charts` (JSON from before it lacks it).
+    p90_ms: f64,
     p99_ms: f64,
     p999_ms: f64,
     max_ms: f64,
@@ -139,6 +141,7 @@ pub(crate) fn json(rows: &[Row]) -> Result<String, serde_json::Error> {
             pool_size: r.pool_size,
             ops_per_sec: r.sample.ops_per_sec(),
             p50_ms: r.sample.quantile_ms(0.5),
+            p90_ms: r.sample.quantile_ms(0.9),
             p99_ms: r.sample.quantile_ms(0.99),
             p999_ms: r.sample.quantile_ms(0.999),
             max_ms: r.sample.max_ms(),

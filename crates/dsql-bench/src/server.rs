@@ -55,6 +55,15 @@ pub(crate) struct ServeArgs {
     /// SQL dialect: dsql (the default) or postgres.
     #[arg(long, default_value = "dsql")]
     dialect: dsql_local::Dialect,
+    /// Writers never wait: a row-lock wait longer than this many
+    /// milliseconds fails at once as DSQL's conflict (default: PostgreSQL's
+    /// waiting).
+    #[arg(long)]
+    never_wait_ms: Option<u64>,
+    /// The modelled network's round trip between clients and the front
+    /// end, microseconds (default: none, loopback's).
+    #[arg(long)]
+    round_trip_us: Option<u64>,
 }
 
 /// Bounds and limits a command wants its dsql-local child to run with
@@ -70,6 +79,11 @@ pub(crate) struct ServerLimits {
     pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) no_connection_rate_limit: bool,
     pub(crate) dialect: Option<dsql_local::Dialect>,
+    /// dsql-local's `never_wait` lock wait bound: conflicts fail fast, as in
+    /// DSQL, instead of queueing on PostgreSQL's row locks.
+    pub(crate) never_wait: Option<Duration>,
+    /// The modelled network's round trip between clients and the front end.
+    pub(crate) round_trip: Option<Duration>,
 }
 
 impl ServerLimits {
@@ -96,6 +110,12 @@ impl ServerLimits {
         }
         if let Some(dialect) = self.dialect {
             args.push(format!("--dialect={dialect}"));
+        }
+        if let Some(round_trip) = self.round_trip {
+            args.push(format!("--round-trip-us={}", round_trip.as_micros()));
+        }
+        if let Some(wait) = self.never_wait {
+            args.push(format!("--never-wait-ms={}", wait.as_millis()));
         }
         args
     }
@@ -137,6 +157,12 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     }
     if args.no_connection_rate_limit {
         builder = builder.no_connection_rate_limit();
+    }
+    if let Some(us) = args.round_trip_us {
+        builder = builder.network_round_trip(Duration::from_micros(us));
+    }
+    if let Some(ms) = args.never_wait_ms {
+        builder = builder.never_wait(Duration::from_millis(ms));
     }
     let config = builder.build()?;
     // The values the front end really runs with (defaults included), so that
@@ -223,7 +249,7 @@ fn control(local: &dsql_local::DsqlLocal, line: &str) -> String {
             return format!(
                 "stats accepted={} refused={} sessions_opened={} sessions_expired={} \
                  dropped_by_faults={} conflicts_rewritten={} conflicts_injected={} \
-                 current_sessions={}",
+                 current_sessions={} round_trips={}",
                 s.accepted,
                 s.refused.total(),
                 s.sessions_opened,
@@ -231,7 +257,8 @@ fn control(local: &dsql_local::DsqlLocal, line: &str) -> String {
                 s.sessions_dropped_by_faults,
                 s.conflicts_rewritten,
                 s.conflicts_injected,
-                s.current_sessions
+                s.current_sessions,
+                s.round_trips
             );
         }
         _ => return format!("error unknown command {command:?}"),
@@ -359,6 +386,28 @@ impl LocalProcess {
             None,
             "dsql-local",
         )
+    }
+
+    /// A token for `config`, signed with the child's key.
+    pub(crate) async fn sign(&self, config: &DsqlConfig) -> Result<dsql_auth::AuthToken, BoxError> {
+        use dsql_auth::TokenProvider as _;
+        Ok(dsql_auth::SigningProvider::builder(config)
+            .credentials_provider(self.credentials())
+            .build()
+            .token()
+            .await?)
+    }
+
+    /// The driver's configuration for `config`, a token signed now as its
+    /// password.
+    pub(crate) async fn signed_pg_config(
+        &self,
+        config: &DsqlConfig,
+    ) -> Result<tokio_postgres::Config, BoxError> {
+        let token = self.sign(config).await?;
+        let mut pg = dsql_tower::connect::pg_config(config);
+        pg.password(token.expose_secret());
+        Ok(pg)
     }
 
     /// Sends a fault command (see `control`) and returns the child's answer.

@@ -7,33 +7,13 @@
 //! the harness's runs on two cores, this one slowed the quick fault run's
 //! warm-up into its session drops.
 
-use std::process::Command;
+mod common;
 
-fn dsql_bench(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_dsql-bench"))
-        .args(args)
-        .output()
-        .expect("dsql-bench runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::dsql_bench_json;
 
 #[test]
 fn a_quick_failover_run_compares_the_three_clients_and_loses_no_write() {
-    let json = std::env::temp_dir().join(format!("dsql-bench-failover-{}.json", std::process::id()));
-    let (ok, stdout, stderr) = dsql_bench(&[
-        "failover",
-        "--quick",
-        "--json",
-        json.to_str().expect("a UTF-8 temporary path"),
-    ]);
-    assert!(ok, "the failover benchmark failed:\n{stdout}\n{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report")).expect("JSON");
-    let _ = std::fs::remove_file(&json);
+    let (stdout, report) = dsql_bench_json(&["failover", "--quick"]);
     let figures = report["figures"].as_array().expect("figures");
     let clients: Vec<&str> = figures.iter().filter_map(|f| f["client"].as_str()).collect();
     assert_eq!(clients.len(), 3, "{clients:?}");

@@ -2,19 +2,9 @@
 //! and their own checks must pass, or the figures in BENCHMARKS.md cannot be
 //! reproduced. (Needs PostgreSQL on 127.0.0.1:5432; `scripts/test` starts it.)
 
-use std::process::Command;
+mod common;
 
-fn dsql_bench(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_dsql-bench"))
-        .args(args)
-        .output()
-        .expect("dsql-bench runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::dsql_bench;
 
 /// The number after `name=` in the soak's dsql-local line.
 fn stat(report: &str, name: &str) -> u64 {

@@ -1,0 +1,341 @@
+//! `dsql-bench network`: the clients over a modelled region's network
+//! (dsql-local's delay line, `--round-trip-ms` each way halved, from accept
+//! on), where round trips rather than the pool set the pace.
+//!
+//! In one run, against one dsql-local child:
+//!
+//! 1. **the round trip**, measured: the median of `SELECT 1` alone on one
+//!    connection (dsql-bb8 `get`, one task): the line's delay, the front end
+//!    and PostgreSQL. Tokio's timer is millisecond-grained, so the
+//!    configured figure is not taken on trust. The limit of a pool of N
+//!    connections is then N ÷ round trip.
+//! 2. **steady throughput**: every client of `pools` that goes through
+//!    dsql-local, `--tasks` tasks on `--pool-size` connections, `SELECT 1`,
+//!    against that limit, with this process's CPU per operation; and each
+//!    client's round trips per operation, counted by the delay line (turns
+//!    of the conversation) over a run of one task.
+//! 3. **connect time**: `--connects` connects with `SSLRequest` and as many
+//!    with direct TLS, interleaved, through dsql-tower's connector; median
+//!    time and round trips per connect.
+//! 4. **refill**: all sessions cut at once, then `--pool-size` tasks each
+//!    run one `SELECT 1` until it succeeds: the time until all have, and
+//!    the failures the callers saw.
+
+mod connect;
+mod refill;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::BoxError;
+use crate::clients::{Client, ClientKind, Setup};
+use crate::measure::{self, Plan, Sample};
+use crate::scenario::{Scenario, Timing};
+use crate::server::{LocalProcess, ServerFaults, ServerLimits};
+
+/// Options of `dsql-bench network`.
+#[derive(Debug, Args)]
+pub(crate) struct NetworkArgs {
+    /// The modelled network's round trip, milliseconds.
+    #[arg(long, default_value_t = 1.0, value_parser = crate::positive_number)]
+    round_trip_ms: f64,
+    /// Concurrent tasks in the throughput runs.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    tasks: u32,
+    /// Connections per pool.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pool_size: u32,
+    /// Measured seconds per throughput run.
+    #[arg(long, default_value_t = 4.0, value_parser = crate::positive_number)]
+    seconds: f64,
+    /// Warm-up seconds per throughput run, not measured.
+    #[arg(long, default_value_t = 0.5, value_parser = crate::non_negative_number)]
+    warmup: f64,
+    /// Runs per client, interleaved; the median run by throughput is
+    /// reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// Connects per TLS negotiation.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    connects: u32,
+    /// Clients, comma-separated (default: every client through dsql-local).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    clients: Vec<ClientKind>,
+    /// One short run of each part.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Upstream PostgreSQL of the dsql-local front end.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    upstream: String,
+}
+
+/// One client's figures (its median run).
+#[derive(Debug, Serialize)]
+struct ClientFigures {
+    client: &'static str,
+    ops_per_sec: f64,
+    /// Throughput ÷ (pool size ÷ measured round trip).
+    of_limit: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    cpu_us_per_op: Option<f64>,
+    /// The dsql-local child's CPU (front end and delay line) per operation.
+    front_end_cpu_us_per_op: Option<f64>,
+    round_trips_per_op: f64,
+    refill: refill::Refill,
+}
+
+/// One client's run.
+#[derive(Clone)]
+struct RunFigures {
+    sample: Sample,
+    front_end_us: Option<f64>,
+    round_trips_per_op: f64,
+    refill: refill::Refill,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    round_trip_configured_ms: f64,
+    round_trip_measured_ms: f64,
+    tasks: u32,
+    pool_size: u32,
+    limit_ops_per_sec: f64,
+    clients: Vec<ClientFigures>,
+    connects: Vec<connect::ConnectFigures>,
+}
+
+pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
+    let (seconds, runs, connects) = if args.quick {
+        (1.0, 1, 5)
+    } else {
+        (args.seconds, args.runs, args.connects)
+    };
+    let round_trip = Duration::from_secs_f64(args.round_trip_ms / 1000.0);
+    let limits = ServerLimits {
+        round_trip: Some(round_trip),
+        // Refills and connect runs open connections in bursts.
+        no_connection_rate_limit: true,
+        ..ServerLimits::default()
+    };
+    let mut local = LocalProcess::spawn_with_limits(&args.upstream, ServerFaults::default(), &limits).await?;
+    eprintln!(
+        "network: dsql-local (pid {}) at {}, round trip {:.3} ms",
+        local.pid(),
+        local.addr(),
+        args.round_trip_ms
+    );
+    let timing = Timing {
+        steady: Duration::from_secs_f64(seconds),
+        warmup: Duration::from_secs_f64(if args.quick { 0.2 } else { args.warmup }),
+        session_lifetime: Duration::from_secs(3600),
+        drop_every: Duration::from_secs(3600),
+    };
+    let kinds: Vec<ClientKind> = ClientKind::ALL
+        .into_iter()
+        .filter(|&kind| kind != ClientKind::DirectDeadpool)
+        .filter(|kind| args.clients.is_empty() || args.clients.contains(kind))
+        .collect();
+
+    let mut round_trips_measured = Vec::new();
+    let mut samples: Vec<Vec<RunFigures>> = vec![Vec::new(); kinds.len()];
+    for run in 0..runs {
+        round_trips_measured.push(measure_round_trip(&local, &args.upstream, timing).await?);
+        for (k, &kind) in kinds.iter().enumerate() {
+            let client = connect_client(&local, &args.upstream, kind, args.pool_size, timing).await?;
+            let per_op = round_trips_per_op(&client, &mut local).await?;
+            let plan = Plan {
+                duration: timing.steady,
+                warmup: timing.warmup,
+            };
+            let (sample, front_end_cpu) = measure::run_watching(
+                &client,
+                Scenario::SelectOne,
+                args.tasks as usize,
+                plan,
+                local.pid(),
+            )
+            .await;
+            let front_end_us = front_end_cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / sample.ops.max(1) as f64);
+            let refill = refill::measure(&client, &mut local, args.pool_size).await?;
+            client.close().await;
+            eprintln!(
+                "  run {}/{runs} {:<28} {}  front end {:.1} µs/op  {per_op:.2} round trips/op  refill {:.1} ms ({} failures)",
+                run + 1,
+                kind.name(),
+                sample.summary(),
+                front_end_us.unwrap_or(f64::NAN),
+                refill.ms,
+                refill.failures,
+            );
+            samples[k].push(RunFigures {
+                sample,
+                front_end_us,
+                round_trips_per_op: per_op,
+                refill,
+            });
+        }
+    }
+    round_trips_measured.sort_by(f64::total_cmp);
+    let rtt_ms = round_trips_measured[round_trips_measured.len() / 2];
+    let limit = f64::from(args.pool_size) / (rtt_ms / 1000.0);
+    let clients = kinds
+        .iter()
+        .zip(samples)
+        .map(|(kind, mut runs)| {
+            runs.sort_by(|a, b| a.sample.ops_per_sec().total_cmp(&b.sample.ops_per_sec()));
+            let RunFigures {
+                sample,
+                front_end_us: front_end_cpu_us_per_op,
+                round_trips_per_op,
+                refill,
+            } = runs.swap_remove(runs.len() / 2);
+            ClientFigures {
+                client: kind.name(),
+                ops_per_sec: sample.ops_per_sec(),
+                of_limit: sample.ops_per_sec() / limit,
+                p50_ms: sample.quantile_ms(0.5),
+                p99_ms: sample.quantile_ms(0.99),
+                errors: sample.errors,
+                cpu_us_per_op: sample.cpu_us_per_op(),
+                front_end_cpu_us_per_op,
+                round_trips_per_op,
+                refill,
+            }
+        })
+        .collect();
+    let connects = connect::measure(&mut local, connects).await?;
+    local.stop().await;
+
+    let report = Report {
+        round_trip_configured_ms: args.round_trip_ms,
+        round_trip_measured_ms: rtt_ms,
+        tasks: args.tasks,
+        pool_size: args.pool_size,
+        limit_ops_per_sec: limit,
+        clients,
+        connects,
+    };
+    print!("{}", markdown(&report));
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+async fn connect_client(
+    local: &LocalProcess,
+    upstream: &str,
+    kind: ClientKind,
+    pool_size: u32,
+    timing: Timing,
+) -> Result<Client, BoxError> {
+    let setup = Setup {
+        local,
+        upstream,
+        pool_size,
+        scenario: Scenario::SelectOne,
+        timing,
+    };
+    Client::connect(kind, &setup)
+        .await
+        .map_err(|e| format!("{}: {e}", kind.name()).into())
+}
+
+/// The median of `SELECT 1` alone on one connection, milliseconds.
+async fn measure_round_trip(local: &LocalProcess, upstream: &str, timing: Timing) -> Result<f64, BoxError> {
+    let client = connect_client(local, upstream, ClientKind::DsqlBb8Get, 1, timing).await?;
+    let plan = Plan {
+        duration: Duration::from_secs(1),
+        warmup: Duration::from_millis(100),
+    };
+    let sample = measure::run(&client, Scenario::SelectOne, 1, plan).await;
+    client.close().await;
+    if sample.ops == 0 {
+        return Err(format!("no round trip measured: {:?}", sample.first_error).into());
+    }
+    Ok(sample.quantile_ms(0.5))
+}
+
+/// Turns of the conversation per `SELECT 1`, over a run of one task (so
+/// that no two operations share a turn).
+async fn round_trips_per_op(client: &Client, local: &mut LocalProcess) -> Result<f64, BoxError> {
+    let before = round_trips(local).await?;
+    let plan = Plan {
+        duration: Duration::from_millis(300),
+        warmup: Duration::ZERO,
+    };
+    let sample = measure::run(client, Scenario::SelectOne, 1, plan).await;
+    let turns = round_trips(local).await? - before;
+    if sample.ops == 0 {
+        return Err(format!("no operation finished: {:?}", sample.first_error).into());
+    }
+    Ok(turns as f64 / sample.ops as f64)
+}
+
+/// The delay line's count of round trips so far.
+pub(crate) async fn round_trips(local: &mut LocalProcess) -> Result<u64, BoxError> {
+    let stats = local.command("stats").await?;
+    stats
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("round_trips="))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no round_trips in {stats:?}").into())
+}
+
+fn markdown(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### {} tasks on {} connections, round trip {:.3} ms configured, {:.3} ms measured: limit {:.0} ops/s\n",
+        report.tasks,
+        report.pool_size,
+        report.round_trip_configured_ms,
+        report.round_trip_measured_ms,
+        report.limit_ops_per_sec
+    );
+    let _ = writeln!(
+        out,
+        "| client | ops/s | × limit | round trips/op | client CPU µs/op | front end CPU µs/op | p50 ms | p99 ms | errors | refill ms | refill failures |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for c in &report.clients {
+        let micros = |us: Option<f64>| us.map_or_else(|| "—".to_owned(), |us| format!("{us:.1}"));
+        let (cpu, front_end) = (micros(c.cpu_us_per_op), micros(c.front_end_cpu_us_per_op));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.3} | {:.2} | {cpu} | {front_end} | {:.3} | {:.3} | {} | {:.1} | {} |",
+            c.client,
+            c.ops_per_sec,
+            c.of_limit,
+            c.round_trips_per_op,
+            c.p50_ms,
+            c.p99_ms,
+            c.errors,
+            c.refill.ms,
+            c.refill.failures
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| TLS negotiation | connects | median ms | round trips per connect |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    for c in &report.connects {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {:.2} |",
+            c.negotiation, c.connects, c.median_ms, c.round_trips_per_connect
+        );
+    }
+    out
+}
