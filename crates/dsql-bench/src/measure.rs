@@ -29,6 +29,18 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
+    /// No operation yet, over a window of `elapsed`.
+    pub(crate) fn empty(elapsed: Duration, cpu: Option<Duration>) -> Self {
+        Self {
+            ops: 0,
+            errors: 0,
+            elapsed,
+            latencies: Vec::new(),
+            first_error: None,
+            cpu,
+        }
+    }
+
     pub(crate) fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
@@ -69,6 +81,17 @@ impl Sample {
     }
 }
 
+/// Waits until `end`; this process's CPU time from `from` (still to come)
+/// to `end`.
+pub(crate) async fn cpu_over(from: Instant, end: Instant) -> Option<Duration> {
+    tokio::time::sleep_until(from.into()).await;
+    let before = process_cpu();
+    tokio::time::sleep_until(end.into()).await;
+    process_cpu()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before))
+}
+
 /// `tasks` tasks loop checkout → statement → return; latencies count from
 /// the end of the warm-up. Each task draws its keys from its own sequence.
 pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan: Plan) -> Sample {
@@ -107,20 +130,7 @@ pub(crate) async fn run(client: &Client, scenario: Scenario, tasks: usize, plan:
             })
         })
         .collect();
-    tokio::time::sleep_until(measured_from.into()).await;
-    let cpu_before = process_cpu();
-    tokio::time::sleep_until(end.into()).await;
-    let cpu_after = process_cpu();
-    let mut sample = Sample {
-        ops: 0,
-        errors: 0,
-        elapsed: plan.duration,
-        latencies: Vec::new(),
-        first_error: None,
-        cpu: cpu_after
-            .zip(cpu_before)
-            .map(|(after, before)| after.saturating_sub(before)),
-    };
+    let mut sample = Sample::empty(plan.duration, cpu_over(measured_from, end).await);
     for worker in workers {
         if let Ok((latencies, errors, first_error)) = worker.await {
             sample.latencies.extend(latencies);

@@ -121,21 +121,8 @@ pub(super) async fn run(client: &OccClient, keys: &Arc<[Key]>, tasks: u32, plan:
             })
         })
         .collect();
-    tokio::time::sleep_until(measured_from.into()).await;
-    let cpu_before = measure::process_cpu();
-    tokio::time::sleep_until(end.into()).await;
-    let cpu_after = measure::process_cpu();
     let mut out = OccSample {
-        sample: Sample {
-            ops: 0,
-            errors: 0,
-            elapsed: plan.duration,
-            latencies: Vec::new(),
-            first_error: None,
-            cpu: cpu_after
-                .zip(cpu_before)
-                .map(|(after, before)| after.saturating_sub(before)),
-        },
+        sample: Sample::empty(plan.duration, measure::cpu_over(measured_from, end).await),
         attempts: 0,
         most_attempts: 0,
         totals: Totals::default(),
