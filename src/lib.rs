@@ -10,7 +10,7 @@
 //! spans and events.
 #![forbid(unsafe_code)]
 
-/// Where the examples connect: `dsql-local`'s [`Target`](dsql_local::Target)
+/// Where the examples connect: `dsql-local`'s [`Target`]
 /// (feature `target`), which your own programs and tests can use too.
 pub use dsql_local::Target;
 /// A boxed error for examples.
