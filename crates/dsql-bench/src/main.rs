@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod charts;
+mod child;
 mod clients;
 mod dialect_cost;
 mod failover;

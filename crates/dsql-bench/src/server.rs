@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Args;
 use dsql_auth::DsqlConfig;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 
 use crate::BoxError;
+use crate::child::{Child, ChildKey};
 
 /// What the child prints, one `key=value` per line, then `ready`.
 #[derive(Debug, Args)]
@@ -277,13 +277,10 @@ pub(crate) async fn upstream_client(upstream: &str) -> Result<tokio_postgres::Cl
 /// A dsql-local child process.
 pub(crate) struct LocalProcess {
     child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
     addr: SocketAddr,
     host: String,
     ca: PathBuf,
-    access_key_id: String,
-    secret_access_key: String,
+    key: ChildKey,
     /// `setting.<name>=<value>` lines: the limits the child runs with.
     settings: BTreeMap<String, String>,
 }
@@ -308,40 +305,28 @@ impl LocalProcess {
         if let Some(every) = faults.drop_all_every {
             command.arg(format!("--drop-all-every-ms={}", every.as_millis()));
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout from the dsql-local child")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut addr, mut host, mut ca, mut akid, mut secret) = (None, None, None, None, None);
+        let (child, pairs) = Child::spawn(command, "dsql-local").await?;
+        let (mut addr, mut host, mut ca) = (None, None, None);
         let mut settings = BTreeMap::new();
-        while let Some(line) = lines.next_line().await? {
-            if let Some((name, v)) = line.strip_prefix("setting.").and_then(|l| l.split_once('=')) {
-                settings.insert(name.to_owned(), v.to_owned());
+        for (key, value) in &pairs {
+            if let Some(name) = key.strip_prefix("setting.") {
+                settings.insert(name.to_owned(), value.clone());
                 continue;
             }
-            match line.split_once('=') {
-                Some(("addr", v)) => addr = Some(v.parse()?),
-                Some(("host", v)) => host = Some(v.to_owned()),
-                Some(("ca", v)) => ca = Some(PathBuf::from(v)),
-                Some(("access_key_id", v)) => akid = Some(v.to_owned()),
-                Some(("secret_access_key", v)) => secret = Some(v.to_owned()),
-                _ if line == "ready" => break,
+            match key.as_str() {
+                "addr" => addr = Some(value.parse()?),
+                "host" => host = Some(value.clone()),
+                "ca" => ca = Some(PathBuf::from(value)),
                 _ => {}
             }
         }
         Ok(Self {
-            stdin: child.stdin.take(),
-            stdout: lines,
-            child,
             addr: addr.ok_or("the dsql-local child did not start")?,
             host: host.ok_or("no host from the dsql-local child")?,
             ca: ca.ok_or("no CA from the dsql-local child")?,
-            access_key_id: akid.ok_or("no key from the dsql-local child")?,
-            secret_access_key: secret.ok_or("no key from the dsql-local child")?,
+            key: ChildKey::from_pairs(&pairs).ok_or("no key from the dsql-local child")?,
             settings,
+            child,
         })
     }
 
@@ -351,7 +336,7 @@ impl LocalProcess {
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
+        self.child.pid()
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -379,13 +364,7 @@ impl LocalProcess {
     }
 
     pub(crate) fn credentials(&self) -> dsql_auth::aws::Credentials {
-        dsql_auth::aws::Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            None,
-            None,
-            "dsql-local",
-        )
+        self.key.credentials()
     }
 
     /// A token for `config`, signed with the child's key.
@@ -412,22 +391,10 @@ impl LocalProcess {
 
     /// Sends a fault command (see `control`) and returns the child's answer.
     pub(crate) async fn command(&mut self, command: &str) -> Result<String, BoxError> {
-        let stdin = self.stdin.as_mut().ok_or("the dsql-local child is stopped")?;
-        stdin.write_all(format!("{command}\n").as_bytes()).await?;
-        stdin.flush().await?;
-        let answer = self
-            .stdout
-            .next_line()
-            .await?
-            .ok_or("the dsql-local child exited")?;
-        if answer.starts_with("error") {
-            return Err(answer.into());
-        }
-        Ok(answer)
+        self.child.command(command).await
     }
 
-    pub(crate) async fn stop(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait().await;
+    pub(crate) async fn stop(self) {
+        self.child.stop().await;
     }
 }

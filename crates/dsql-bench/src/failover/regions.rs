@@ -6,15 +6,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use clap::Args;
 use dsql_auth::{ClusterSet, DsqlConfig, Endpoint};
 use dsql_local::{DsqlLocal, Regions, RegionsBuilder};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 
 use crate::BoxError;
+use crate::child::{Child, ChildKey};
 
 /// The regions, the local one (A) first.
 const REGIONS: [&str; 2] = ["us-east-1", "us-east-2"];
@@ -93,11 +93,8 @@ fn control(regions: &Regions, line: &str) -> String {
 /// The `serve-regions` child.
 pub(super) struct RegionsProcess {
     child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
     ca: PathBuf,
-    access_key_id: String,
-    secret_access_key: String,
+    key: ChildKey,
     /// Host and address of each region, A first.
     regions: Vec<(String, SocketAddr)>,
 }
@@ -107,26 +104,19 @@ impl RegionsProcess {
     /// (new ones per child: the client's connect rate limit is shared per
     /// endpoint host in this process).
     pub(super) async fn spawn(upstream: &str, cluster_ids: &[String]) -> Result<Self, BoxError> {
-        let mut child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .args(["serve-regions", "--upstream", upstream, "--cluster-ids"])
-            .arg(cluster_ids.join(","))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout from the regions child")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut ca, mut akid, mut secret, mut regions) = (None, None, None, Vec::new());
-        while let Some(line) = lines.next_line().await? {
-            match line.split_once('=') {
-                Some(("ca", v)) => ca = Some(PathBuf::from(v)),
-                Some(("access_key_id", v)) => akid = Some(v.to_owned()),
-                Some(("secret_access_key", v)) => secret = Some(v.to_owned()),
-                Some(("region", v)) => {
-                    let (host, addr) = v.split_once(' ').ok_or("a region line without address")?;
+            .arg(cluster_ids.join(","));
+        let (child, pairs) = Child::spawn(command, "regions").await?;
+        let (mut ca, mut regions) = (None, Vec::new());
+        for (key, value) in &pairs {
+            match key.as_str() {
+                "ca" => ca = Some(PathBuf::from(value)),
+                "region" => {
+                    let (host, addr) = value.split_once(' ').ok_or("a region line without address")?;
                     regions.push((host.to_owned(), addr.parse()?));
                 }
-                _ if line == "ready" => break,
                 _ => {}
             }
         }
@@ -134,13 +124,10 @@ impl RegionsProcess {
             return Err("the regions child did not start".into());
         }
         Ok(Self {
-            stdin: child.stdin.take(),
-            stdout: lines,
-            child,
             ca: ca.ok_or("no CA from the regions child")?,
-            access_key_id: akid.ok_or("no key from the regions child")?,
-            secret_access_key: secret.ok_or("no key from the regions child")?,
+            key: ChildKey::from_pairs(&pairs).ok_or("no key from the regions child")?,
             regions,
+            child,
         })
     }
 
@@ -167,30 +154,16 @@ impl RegionsProcess {
     }
 
     pub(super) fn credentials(&self) -> dsql_auth::aws::Credentials {
-        dsql_auth::aws::Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            None,
-            None,
-            "dsql-local",
-        )
+        self.key.credentials()
     }
 
     /// Sends `isolate`, `heal` or `stats`; returns the child's answer once
     /// the command has taken effect.
     pub(super) async fn command(&mut self, command: &str) -> Result<String, BoxError> {
-        let stdin = self.stdin.as_mut().ok_or("the regions child is stopped")?;
-        stdin.write_all(format!("{command}\n").as_bytes()).await?;
-        stdin.flush().await?;
-        let answer = self.stdout.next_line().await?.ok_or("the regions child exited")?;
-        if answer.starts_with("error") {
-            return Err(answer.into());
-        }
-        Ok(answer)
+        self.child.command(command).await
     }
 
-    pub(super) async fn stop(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait().await;
+    pub(super) async fn stop(self) {
+        self.child.stop().await;
     }
 }
