@@ -283,12 +283,7 @@ async fn round_trips_per_op(client: &Client, local: &mut LocalProcess) -> Result
 
 /// The delay line's count of round trips so far.
 pub(crate) async fn round_trips(local: &mut LocalProcess) -> Result<u64, BoxError> {
-    let stats = local.command("stats").await?;
-    stats
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("round_trips="))
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no round_trips in {stats:?}").into())
+    local.stat("round_trips").await
 }
 
 fn markdown(report: &Report) -> String {

@@ -282,12 +282,7 @@ async fn sum(upstream: &tokio_postgres::Client) -> Result<i64, BoxError> {
 /// PostgreSQL's serialization failures, deadlocks and, with `never_wait`,
 /// lock timeouts, each sent as `40001 … (OC000)`).
 async fn conflicts_sent(local: &mut LocalProcess) -> Option<u64> {
-    let stats = local.command("stats").await.ok()?;
-    stats
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("conflicts_rewritten="))?
-        .parse()
-        .ok()
+    local.stat("conflicts_rewritten").await.ok()
 }
 
 /// The run with the median commits per second.

@@ -394,6 +394,17 @@ impl LocalProcess {
         self.child.command(command).await
     }
 
+    /// One counter of the child's `stats` answer (`round_trips`,
+    /// `current_sessions`, …).
+    pub(crate) async fn stat(&mut self, name: &str) -> Result<u64, BoxError> {
+        let stats = self.command("stats").await?;
+        stats
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("no {name} in {stats:?}").into())
+    }
+
     pub(crate) async fn stop(self) {
         self.child.stop().await;
     }
