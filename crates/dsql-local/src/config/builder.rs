@@ -21,6 +21,10 @@ use crate::error::{ConfigError, StartError};
 use crate::server::DsqlLocal;
 use crate::upstream::UpstreamTarget;
 
+/// The longest modelled round trip: beyond it a deadline computed from it
+/// could overflow, and no network is that slow.
+const MAX_NETWORK_ROUND_TRIP: Duration = Duration::from_secs(60);
+
 /// Builds a [`LocalConfig`], or starts a [`DsqlLocal`] directly with
 /// [`start`](Self::start). Every setting has DSQL's default.
 #[derive(Clone)]
@@ -325,7 +329,8 @@ impl LocalConfigBuilder {
     /// microseconds): each direction is delayed by half of it, from the
     /// moment a connection is accepted (TLS and the startup's round trips
     /// included), with bytes in flight overlapping as on a real network.
-    /// Off by default; zero turns it off. With it on,
+    /// Off by default; zero turns it off; more than 60 s is refused by
+    /// [`build`](Self::build). With it on,
     /// [`StatsSnapshot::round_trips`](crate::StatsSnapshot::round_trips)
     /// counts each turn of every conversation.
     ///
@@ -426,6 +431,15 @@ impl LocalConfigBuilder {
                     "role names must be non-empty, without NUL",
                 ));
             }
+        }
+        if self
+            .network_round_trip
+            .is_some_and(|round_trip| round_trip > MAX_NETWORK_ROUND_TRIP)
+        {
+            return Err(ConfigError::invalid(
+                "network_round_trip",
+                "must be at most 60 s (a region's round trip is about 1 ms)",
+            ));
         }
         if let Some(db) = &self.upstream_database
             && (db.is_empty() || db.contains('\0'))

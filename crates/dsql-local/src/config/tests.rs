@@ -60,3 +60,19 @@ fn invalid_settings_are_named() {
         .expect_err("invalid");
     assert!(matches!(err, ConfigError::Endpoint(_)), "{err}");
 }
+
+#[test]
+fn a_network_round_trip_is_bounded_and_zero_turns_it_off() {
+    let zero = LocalConfig::builder().network_round_trip(Duration::ZERO).build();
+    assert_eq!(zero.expect("valid").network_round_trip(), None);
+    let region = LocalConfig::builder()
+        .network_round_trip(Duration::from_millis(1))
+        .build()
+        .expect("valid");
+    assert_eq!(region.network_round_trip(), Some(Duration::from_millis(1)));
+    let error = LocalConfig::builder()
+        .network_round_trip(Duration::MAX)
+        .build()
+        .expect_err("an endless round trip");
+    assert!(error.to_string().contains("network_round_trip"), "{error}");
+}
