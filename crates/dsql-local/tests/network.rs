@@ -131,3 +131,23 @@ async fn the_line_closes_with_either_end() {
     assert!(gone, "the server kept the session: {:?}", stats.snapshot());
     local.shutdown().await;
 }
+
+#[tokio::test]
+async fn large_messages_pass_both_ways() {
+    let local = local().await;
+    let (client, _) = connect(&local, SslNegotiation::Direct).await;
+    // More than a direction of the line holds (1 MiB) each way.
+    let big = 3 * 1024 * 1024;
+    let row = client
+        .query_one(
+            &format!("SELECT repeat('z', {big}), length('{}')", "y".repeat(big)),
+            &[],
+        )
+        .await
+        .expect("query");
+    assert_eq!(
+        (row.get::<_, String>(0).len(), row.get::<_, i32>(1)),
+        (big, big as i32)
+    );
+    local.shutdown().await;
+}

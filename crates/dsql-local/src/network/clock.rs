@@ -1,6 +1,9 @@
 //! A timer thread with the kernel's precision (tens of microseconds) rather
 //! than Tokio's (a millisecond, rounded up): a delay line of 0.5 ms each
 //! way on Tokio's timer would add 1 to 1.5 ms each way.
+//!
+//! What is due runs on this thread ([`Due::due`]): waking a reader, or
+//! sending bytes to a socket without a trip through a task.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -9,35 +12,39 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
 
-use tokio::sync::oneshot;
+/// Something that happens at an instant, on the clock's thread: it must
+/// not block (a non-blocking send, a wake).
+pub(crate) trait Due: Send + Sync {
+    fn due(&self);
+}
 
-/// Wakes tasks at instants; the thread ends when the clock is dropped and
-/// every pending wake has fired.
+/// Runs what is due at its instant; the thread ends when the clock is
+/// dropped and everything pending has run.
 pub(crate) struct Clock {
     shared: Arc<Shared>,
 }
 
 struct Shared {
     state: Mutex<State>,
-    /// Signalled when a wake earlier than every pending one arrives, or the
-    /// clock closes: a later one needs no signal, the thread will be up
-    /// before it is due (under load, most chunks, which saves a context
+    /// Signalled when an entry earlier than every pending one arrives, or
+    /// the clock closes: a later one needs no signal, the thread will be up
+    /// before it is due (under load, most entries, which saves a context
     /// switch each).
     changed: Condvar,
 }
 
 #[derive(Default)]
 struct State {
-    pending: BinaryHeap<Wake>,
-    /// Orders wakes at the same instant by arrival.
+    pending: BinaryHeap<Entry>,
+    /// Orders entries at the same instant by arrival.
     seq: u64,
     closed: bool,
 }
 
-struct Wake {
+struct Entry {
     at: Instant,
     seq: u64,
-    done: oneshot::Sender<()>,
+    what: Arc<dyn Due>,
 }
 
 impl Clock {
@@ -53,26 +60,20 @@ impl Clock {
         Ok(Self { shared })
     }
 
-    /// Completes at `at` (at once when it has passed).
-    pub(crate) async fn sleep_until(&self, at: Instant) {
+    /// Runs `what` at `at`, on the clock's thread; at once, on the
+    /// caller's, when `at` has passed.
+    pub(crate) fn at(&self, at: Instant, what: Arc<dyn Due>) {
         if at <= Instant::now() {
+            what.due();
             return;
         }
-        let (done, woken) = oneshot::channel();
-        {
-            let mut state = self.shared.lock();
-            state.seq += 1;
-            let earliest = state.pending.peek().is_none_or(|next| at < next.at);
-            let seq = state.seq;
-            state.pending.push(Wake { at, seq, done });
-            if earliest {
-                self.shared.changed.notify_one();
-            }
-        }
-        if woken.await.is_err() {
-            // The thread is gone (it panicked): Tokio's coarser timer still
-            // keeps the order and the lower bound.
-            tokio::time::sleep_until(at.into()).await;
+        let mut state = self.shared.lock();
+        state.seq += 1;
+        let earliest = state.pending.peek().is_none_or(|next| at < next.at);
+        let seq = state.seq;
+        state.pending.push(Entry { at, seq, what });
+        if earliest {
+            self.shared.changed.notify_one();
         }
     }
 }
@@ -95,14 +96,14 @@ fn run(shared: &Shared) {
     let mut due = Vec::new();
     loop {
         let now = Instant::now();
-        while state.pending.peek().is_some_and(|w| w.at <= now) {
+        while state.pending.peek().is_some_and(|entry| entry.at <= now) {
             due.extend(state.pending.pop());
         }
         if !due.is_empty() {
-            // Woken tasks may add wakes at once: not under the lock.
+            // What runs may schedule more at once: not under the lock.
             drop(state);
-            for wake in due.drain(..) {
-                let _ = wake.done.send(());
+            for entry in due.drain(..) {
+                entry.what.due();
             }
             state = shared.lock();
             continue;
@@ -122,41 +123,53 @@ fn run(shared: &Shared) {
     }
 }
 
-// The heap is a max-heap: the earliest wake compares greatest.
-impl Ord for Wake {
+// The heap is a max-heap: the earliest entry compares greatest.
+impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }
 
-impl PartialOrd for Wake {
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for Wake {
+impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
 
-impl Eq for Wake {}
+impl Eq for Entry {}
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc;
     use std::time::Duration;
 
     use super::*;
 
-    #[tokio::test]
-    async fn wakes_at_the_instant_and_not_before() {
+    /// Sends its tag and the instant it ran.
+    struct Tagged(u64, Mutex<mpsc::Sender<(u64, Instant)>>);
+
+    impl Due for Tagged {
+        fn due(&self) {
+            let _ = self.1.lock().expect("sender").send((self.0, Instant::now()));
+        }
+    }
+
+    #[test]
+    fn runs_at_the_instant_and_not_before() {
         let clock = Clock::start().expect("clock thread");
+        let (tx, rx) = mpsc::channel();
         for micros in [300_u64, 500, 1_500] {
             let delay = Duration::from_micros(micros);
             let start = Instant::now();
-            clock.sleep_until(start + delay).await;
-            let slept = start.elapsed();
+            clock.at(start + delay, Arc::new(Tagged(micros, Mutex::new(tx.clone()))));
+            let (_, ran) = rx.recv().expect("ran");
+            let slept = ran - start;
             assert!(slept >= delay, "{slept:?} < {delay:?}");
             // Tokio's wheel would round 300 µs up to a millisecond or more.
             assert!(
@@ -166,23 +179,27 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn wakes_in_order_of_their_instants() {
-        let clock = std::sync::Arc::new(Clock::start().expect("clock thread"));
+    #[test]
+    fn runs_in_order_of_the_instants() {
+        let clock = Clock::start().expect("clock thread");
         let start = Instant::now();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         for n in [3_u64, 1, 2] {
-            let (clock, tx) = (clock.clone(), tx.clone());
-            tokio::spawn(async move {
-                clock.sleep_until(start + Duration::from_millis(n * 2)).await;
-                let _ = tx.send(n);
-            });
+            clock.at(
+                start + Duration::from_millis(n * 2),
+                Arc::new(Tagged(n, Mutex::new(tx.clone()))),
+            );
         }
         drop(tx);
-        let mut order = Vec::new();
-        while let Some(n) = rx.recv().await {
-            order.push(n);
-        }
+        let order: Vec<u64> = rx.iter().map(|(n, _)| n).collect();
         assert_eq!(order, [1, 2, 3]);
+    }
+
+    #[test]
+    fn runs_what_is_past_due_at_once() {
+        let clock = Clock::start().expect("clock thread");
+        let (tx, rx) = mpsc::channel();
+        clock.at(Instant::now(), Arc::new(Tagged(7, Mutex::new(tx))));
+        assert_eq!(rx.try_recv().map(|(n, _)| n), Ok(7));
     }
 }

@@ -5,32 +5,31 @@
 //! - this module: [`ClientIo`], what the handshake and the relay read and
 //!   write, whichever it is;
 //! - [`delay_line`]: the line itself, each direction delayed from accept
-//!   on, the handshake included, round trips counted;
+//!   on, the handshake included, round trips counted; [`inbound`] and
+//!   [`outbound`], its two directions;
 //! - [`clock`]: a timer finer than Tokio's millisecond wheel, so that half a
 //!   millisecond is half a millisecond.
 
 mod clock;
 mod delay_line;
+mod inbound;
+mod outbound;
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-pub(crate) use self::delay_line::DelayLine;
+pub(crate) use self::delay_line::{DelayLine, DelayedStream};
 
 /// A client connection as the server sees it.
 pub(crate) enum ClientIo {
     /// The accepted socket itself.
     Tcp(TcpStream),
     /// The server's end of a delay line in front of the accepted socket.
-    Delayed {
-        stream: DuplexStream,
-        /// A byte read by [`ClientIo::peek`], returned by the next read.
-        peeked: Option<u8>,
-    },
+    Delayed(DelayedStream),
 }
 
 impl ClientIo {
@@ -39,17 +38,7 @@ impl ClientIo {
     pub(crate) async fn peek(&mut self, first: &mut [u8; 1]) -> io::Result<usize> {
         match self {
             Self::Tcp(tcp) => tcp.peek(first).await,
-            Self::Delayed { stream, peeked } => {
-                if peeked.is_none() {
-                    let mut byte = [0_u8; 1];
-                    if stream.read(&mut byte).await? == 0 {
-                        return Ok(0);
-                    }
-                    *peeked = Some(byte[0]);
-                }
-                first[0] = peeked.unwrap_or_default();
-                Ok(1)
-            }
+            Self::Delayed(line) => line.peek(first).await,
         }
     }
 }
@@ -58,13 +47,7 @@ impl AsyncRead for ClientIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Self::Delayed { stream, peeked } => {
-                if let Some(byte) = peeked.take_if(|_| buf.remaining() > 0) {
-                    buf.put_slice(&[byte]);
-                    return Poll::Ready(Ok(()));
-                }
-                Pin::new(stream).poll_read(cx, buf)
-            }
+            Self::Delayed(line) => Pin::new(line).poll_read(cx, buf),
         }
     }
 }
@@ -73,21 +56,21 @@ impl AsyncWrite for ClientIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            Self::Delayed { stream, .. } => Pin::new(stream).poll_write(cx, buf),
+            Self::Delayed(line) => Pin::new(line).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
-            Self::Delayed { stream, .. } => Pin::new(stream).poll_flush(cx),
+            Self::Delayed(line) => Pin::new(line).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Self::Delayed { stream, .. } => Pin::new(stream).poll_shutdown(cx),
+            Self::Delayed(line) => Pin::new(line).poll_shutdown(cx),
         }
     }
 }

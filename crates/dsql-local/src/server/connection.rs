@@ -56,7 +56,7 @@ async fn serve(
     let _connection = GaugeGuard::new(&counters.current_connections);
     let _ = tcp.set_nodelay(true);
     let io = match &ctx.network {
-        Some(line) => line.insert(tcp),
+        Some(line) => ClientIo::Delayed(line.insert(tcp)),
         None => ClientIo::Tcp(tcp),
     };
     let admission = ctx.admit();
