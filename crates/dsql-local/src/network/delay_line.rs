@@ -265,4 +265,30 @@ mod tests {
         assert_eq!(heard, b"ping");
         assert!(started.elapsed() >= round_trip / 2, "{:?}", started.elapsed());
     }
+
+    #[test]
+    fn an_empty_write_sends_nothing_and_the_end_still_arrives() {
+        // On a thread of its own: a line stuck on the empty chunk would
+        // block the runtime, and the test must fail rather than hang.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let line = DelayLine::new(Duration::from_millis(2), Arc::default()).expect("line");
+                let (mut client, mut server) = pair(&line).await;
+                assert_eq!(server.write(&[]).await.expect("written"), 0);
+                server.shutdown().await.expect("shut down");
+                let mut received = Vec::new();
+                client.read_to_end(&mut received).await.expect("read");
+                let _ = done.send(received);
+            });
+        });
+        let received = finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the server's end arrives after an empty write");
+        assert!(received.is_empty());
+    }
 }

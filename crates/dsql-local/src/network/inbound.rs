@@ -5,19 +5,16 @@
 //! the server's reader when it is due; the server reads it straight from
 //! the queue. One wake a chunk, no copy through another stream.
 
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 
 use super::clock::Due;
-
-/// Bytes a direction holds at most; a faster sender waits.
-pub(super) const MAX_QUEUED: usize = 1024 * 1024;
+use super::in_flight::InFlight;
 
 pub(super) struct Inbound {
     state: Mutex<State>,
@@ -27,8 +24,7 @@ pub(super) struct Inbound {
 
 #[derive(Default)]
 struct State {
-    chunks: VecDeque<(Instant, Bytes)>,
-    queued: usize,
+    chunks: InFlight,
     /// When the client's end of stream reaches the server.
     end_at: Option<Instant>,
     /// The server's reader, waiting for a chunk to be due.
@@ -58,7 +54,7 @@ impl Inbound {
                 if state.server_gone {
                     return false;
                 }
-                if state.queued < MAX_QUEUED {
+                if state.chunks.room() > 0 {
                     return true;
                 }
             }
@@ -80,9 +76,7 @@ impl Inbound {
     /// A chunk arrived from the client, due at `due` (the caller has the
     /// clock run [`Due::due`] then).
     pub(super) fn push(&self, due: Instant, chunk: Bytes) {
-        let mut state = self.lock();
-        state.queued += chunk.len();
-        state.chunks.push_back((due, chunk));
+        self.lock().chunks.push(due, chunk);
     }
 
     /// The client's end of stream (or a read error), due at `due`.
@@ -95,7 +89,6 @@ impl Inbound {
         let mut state = self.lock();
         state.server_gone = true;
         state.chunks.clear();
-        state.queued = 0;
         drop(state);
         self.room.notify_waiters();
     }
@@ -104,27 +97,19 @@ impl Inbound {
     pub(super) fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<()> {
         let mut state = self.lock();
         let now = Instant::now();
-        let before = buf.filled().len();
-        while buf.remaining() > 0 {
-            let Some((due, chunk)) = state.chunks.front_mut() else {
-                break;
-            };
-            if *due > now {
-                break;
-            }
+        let mut read = 0;
+        for chunk in state.chunks.due(now) {
             let n = chunk.len().min(buf.remaining());
-            buf.put_slice(&chunk[..n]);
-            chunk.advance(n);
-            if chunk.is_empty() {
-                state.chunks.pop_front();
+            if n == 0 {
+                break;
             }
+            buf.put_slice(&chunk[..n]);
+            read += n;
         }
-        let read = buf.filled().len() - before;
         if read > 0 {
-            let was_full = state.queued >= MAX_QUEUED;
-            state.queued -= read;
+            let made_room = state.chunks.consume(read);
             drop(state);
-            if was_full {
+            if made_room {
                 self.room.notify_waiters();
             }
             return Poll::Ready(());

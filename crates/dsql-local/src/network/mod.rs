@@ -6,12 +6,14 @@
 //!   write, whichever it is;
 //! - [`delay_line`]: the line itself, each direction delayed from accept
 //!   on, the handshake included, round trips counted; [`inbound`] and
-//!   [`outbound`], its two directions;
+//!   [`outbound`], its two directions, each holding its bytes
+//!   [`in_flight`];
 //! - [`clock`]: a timer finer than Tokio's millisecond wheel, so that half a
 //!   millisecond is half a millisecond.
 
 mod clock;
 mod delay_line;
+mod in_flight;
 mod inbound;
 mod outbound;
 

@@ -3,19 +3,18 @@
 //! later, without a trip through a task. Only when the socket's buffer is
 //! full does the connection's task take over, once the socket is writable.
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::clock::Due;
-use super::inbound::MAX_QUEUED;
+use super::in_flight::InFlight;
 
 /// Chunks sent in one system call.
 const GATHER: usize = 16;
@@ -29,8 +28,7 @@ pub(super) struct Outbound {
 
 #[derive(Default)]
 struct State {
-    chunks: VecDeque<(Instant, Bytes)>,
-    queued: usize,
+    chunks: InFlight,
     /// When the server's end reaches the client, and how it ends.
     end: Option<(Instant, End)>,
     /// The server's writer, waiting for room.
@@ -76,15 +74,13 @@ impl Outbound {
         if state.failed || state.end.is_some() {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        if state.queued >= MAX_QUEUED {
+        let room = state.chunks.room();
+        if room == 0 {
             state.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let taken = buf.len().min(MAX_QUEUED - state.queued);
-        state.queued += taken;
-        state
-            .chunks
-            .push_back((due, Bytes::copy_from_slice(&buf[..taken])));
+        let taken = buf.len().min(room);
+        state.chunks.push(due, Bytes::copy_from_slice(&buf[..taken]));
         Poll::Ready(Ok(taken))
     }
 
@@ -120,10 +116,7 @@ impl Outbound {
         loop {
             let mut slices = [IoSlice::new(&[]); GATHER];
             let mut count = 0;
-            for ((due, chunk), slice) in state.chunks.iter().zip(&mut slices) {
-                if *due > now {
-                    break;
-                }
+            for (chunk, slice) in state.chunks.due(now).zip(&mut slices) {
                 *slice = IoSlice::new(chunk);
                 count += 1;
             }
@@ -190,22 +183,9 @@ impl Outbound {
 }
 
 impl State {
-    /// `sent` bytes left: the chunks they came from go.
-    fn consume(&mut self, mut sent: usize) {
-        let was_full = self.queued >= MAX_QUEUED;
-        self.queued -= sent;
-        while sent > 0 {
-            let Some((_, chunk)) = self.chunks.front_mut() else {
-                break;
-            };
-            let n = sent.min(chunk.len());
-            chunk.advance(n);
-            sent -= n;
-            if chunk.is_empty() {
-                self.chunks.pop_front();
-            }
-        }
-        if was_full && self.queued < MAX_QUEUED {
+    /// `sent` bytes left.
+    fn consume(&mut self, sent: usize) {
+        if self.chunks.consume(sent) {
             self.wake_writer();
         }
     }
@@ -214,7 +194,6 @@ impl State {
         self.failed = true;
         self.finished = true;
         self.chunks.clear();
-        self.queued = 0;
         self.wake_writer();
     }
 
