@@ -14,10 +14,11 @@ pub(crate) struct Events {
     /// The last connect error, and a signal each time a fatal one happens.
     last_error: Mutex<Option<Error>>,
     pub(crate) fatal: watch::Sender<u64>,
-    /// Bumped at every failed connect: bb8 approves a connect for a
-    /// waiting checkout only when it asks, and a failed connect wakes no
-    /// one, so a waiter would sleep until its deadline even once the
-    /// endpoint is back. Waiters ask again when this changes.
+    /// Bumped at every failed connect once bb8 has released its approval
+    /// (see [`FailedConnects`]). bb8 approves a connect for a waiting
+    /// checkout only when it asks, and a failed connect wakes no one, so a
+    /// waiter would sleep until its deadline even once the endpoint is
+    /// back. Waiters ask again when this changes.
     pub(crate) failed: watch::Sender<u64>,
     pub(crate) tasks: Arc<Tasks>,
 }
@@ -41,8 +42,6 @@ impl Events {
         *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
         if error.class() == ErrorClass::Fatal {
             self.fatal.send_modify(|n| *n += 1);
-        } else {
-            self.failed.send_modify(|n| *n += 1);
         }
     }
 
@@ -51,5 +50,26 @@ impl Events {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// bb8's error sink, which tells waiting checkouts to ask again.
+///
+/// bb8 hands a failed connect's error to its sink only after it has
+/// released the connect's approval. A waiter that asked again earlier (as
+/// when the manager signalled the failure itself) found the approval still
+/// pending, got no connect of its own and slept to its deadline. The sink
+/// also receives connections retired at checkout; a waiter asking again
+/// then costs nothing.
+#[derive(Clone, Debug)]
+pub(crate) struct FailedConnects(pub(crate) Arc<Events>);
+
+impl bb8::ErrorSink<Error> for FailedConnects {
+    fn sink(&self, _error: Error) {
+        self.0.failed.send_modify(|n| *n += 1);
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<Error>> {
+        Box::new(self.clone())
     }
 }

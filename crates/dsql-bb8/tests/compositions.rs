@@ -347,7 +347,7 @@ fn every_composition_keeps_the_ledger_exact() {
     let count = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(32);
+        .unwrap_or(64);
     let mut runner = TestRunner::new(Config {
         cases: count,
         failure_persistence: None,

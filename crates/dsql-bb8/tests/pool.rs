@@ -361,3 +361,42 @@ async fn a_waiting_checkout_is_served_as_soon_as_connects_succeed_again() {
     pool.close().await;
     harness.local.shutdown().await;
 }
+
+/// A connect that fails without a retry in the connect stack is followed at
+/// once by another for the same checkout. bb8 releases a failed connect's
+/// approval only after the connect returns, so a checkout that asked again
+/// before that got no connect of its own and slept to its deadline (about
+/// one round in ten here before the fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_asks_again_after_a_connect_fails_without_retry() {
+    let harness = Harness::start(|b| b, Duration::from_secs(900)).await;
+    let refusals_not_retried =
+        dsql_tower::retry::RetryPolicy::for_connects().rule(ErrorClass::Reauthenticate, None);
+    let stack = dsql_tower::connect::StackBuilder::new(&harness.config, harness.tokens.clone())
+        .connect_retries(refusals_not_retried)
+        .build()
+        .unwrap();
+    let pool = DsqlPool::builder(&harness.config)
+        .max_size(2)
+        .connection_timeout(Duration::from_secs(5))
+        .build_with(stack)
+        .unwrap();
+    let select =
+        || Operation::autocommit(|c| Box::pin(async move { c.execute("SELECT 1", &[]).await.map(drop) }));
+    for round in 0..30 {
+        // Idle connections the checkout finds closed, as after a cut.
+        harness.local.faults().drop_all_sessions();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        harness.local.faults().refuse_next_auths(2);
+        let started = Instant::now();
+        let result = pool.run(select()).await;
+        let took = started.elapsed();
+        assert!(
+            result.is_ok() && took < Duration::from_secs(2),
+            "round {round}: {result:?} after {took:?}"
+        );
+    }
+    assert!(pool.state().connect_failures >= 60, "{:?}", pool.state());
+    pool.close().await;
+    harness.local.shutdown().await;
+}

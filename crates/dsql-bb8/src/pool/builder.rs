@@ -11,7 +11,7 @@ use dsql_tower::{Classify, Lifetime, SharedClassifier};
 use tokio::sync::Semaphore;
 
 use super::{DsqlPool, EndpointSnapshots, PoolConfigError, Shared};
-use crate::events::Events;
+use crate::events::{Events, FailedConnects};
 use crate::manager::{CheckOnCheckout, DsqlConnectionManager};
 
 /// Pool defaults, chosen for DSQL; every one can be changed on the builder.
@@ -396,6 +396,7 @@ impl DsqlPoolBuilder {
             // Connect retries are classified in the connect stack; bb8's own
             // are not, and would retry a fatal refusal until the timeout.
             .retry_connection(false)
+            .error_sink(Box::new(FailedConnects(Arc::clone(&events))))
             .build_unchecked(manager);
         Ok(DsqlPool {
             inner,
