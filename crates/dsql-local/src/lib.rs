@@ -56,8 +56,9 @@
 //!   [allowed explicitly](LocalConfigBuilder::allow_public_key_off_loopback).
 //! - **Any PostgreSQL behind it**: the upstream URL's user logs in with
 //!   trust, SCRAM-SHA-256 (without channel binding: the upstream connection
-//!   is plain TCP), md5 or cleartext password authentication, the password
-//!   taken from the upstream URL. Sessions log in as their own role without a
+//!   is plain TCP or a Unix-domain socket, `?host=/dir` as in libpq), md5 or
+//!   cleartext password authentication, the password taken from the
+//!   upstream URL. Sessions log in as their own role without a
 //!   password (trust from `dsql-local`'s address, as `scripts/ensure-postgres`
 //!   sets up on loopback). **Limitation**: when the upstream asks a password
 //!   for that role, `dsql-local` has none, and the sessions fall back to the

@@ -365,3 +365,54 @@ async fn roles_and_databases_are_mapped() {
         .await
         .expect("drop role");
 }
+
+/// An upstream named by a socket directory (`?host=/dir`, as libpq names
+/// it) is reached over the Unix-domain socket, for sessions and cancels.
+#[tokio::test]
+async fn a_unix_socket_upstream_serves_sessions_and_cancels() {
+    let directories: String = direct()
+        .await
+        .query_one("SHOW unix_socket_directories", &[])
+        .await
+        .expect("unix_socket_directories")
+        .get(0);
+    let dir = directories
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(dir.starts_with('/'), "no socket directory: {directories:?}");
+    let local = DsqlLocal::builder()
+        .upstream(format!("postgres://postgres@localhost:5432/postgres?host={dir}"))
+        .start()
+        .await
+        .expect("dsql-local starts");
+    let app = unique("unix_upstream");
+    let client = connect_app(&local, "admin", &app).await;
+    let one: i32 = client.query_one("SELECT 1", &[]).await.expect("select").get(0);
+    assert_eq!(one, 1);
+    // A Unix-domain socket's session has no client address.
+    let check = direct().await;
+    let over_tcp: i64 = check
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND client_addr IS NOT NULL",
+            &[&app],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0);
+    let sessions = upstream_sessions(&check, &app).await;
+    assert_eq!((sessions, over_tcp), (1, 0));
+
+    let cancel = client.cancel_token();
+    let sleeper = tokio::spawn(async move { client.batch_execute("SELECT pg_sleep(20)").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel
+        .cancel_query(tls::verify_full(local.ca_pem()))
+        .await
+        .expect("cancel sent");
+    let error = sleeper.await.expect("task").expect_err("canceled");
+    assert_eq!(db_error(&error).code().code(), "57014");
+    local.shutdown().await;
+}

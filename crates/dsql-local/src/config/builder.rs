@@ -108,15 +108,20 @@ impl LocalConfigBuilder {
     }
 
     /// The upstream PostgreSQL, as `postgres://user[:password]@host[:port]/database`
-    /// (default [`DEFAULT_UPSTREAM`]). Its user (normally a superuser) is
+    /// (default [`DEFAULT_UPSTREAM`]). As in libpq, a host that starts with
+    /// `/` names the directory of a Unix-domain socket, given as a parameter
+    /// (`postgres://postgres@localhost/postgres?host=/var/run/postgresql`)
+    /// or percent-encoded (`postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres`):
+    /// on the same machine it costs PostgreSQL about half what loopback TCP
+    /// costs per query. Its user (normally a superuser) is
     /// used only to create and check the unprivileged role each DSQL role's
     /// sessions run as (a role of the same name, or the one
     /// [`map_role`](Self::map_role) names): client sessions never run as a
     /// superuser. Its database is the one database sessions use (see
     /// [`upstream_database`](Self::upstream_database)); its password answers
     /// the upstream's SCRAM-SHA-256, md5 or cleartext password request for
-    /// that user (the connection is plain TCP: keep the upstream on a trusted
-    /// network, usually loopback). Sessions log in as their own role without a
+    /// that user (the connection is plain TCP or a Unix-domain socket: keep
+    /// the upstream on a trusted network, usually loopback). Sessions log in as their own role without a
     /// password: when the upstream asks one for it, they fall back to this
     /// user with a warning (allow trust for these roles from `dsql-local`'s
     /// address to avoid that).

@@ -281,7 +281,7 @@ pub(crate) async fn run(
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
     let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut upstream_read, mut upstream_write) = upstream.stream.into_split();
+    let (mut upstream_read, mut upstream_write) = crate::upstream::into_split(upstream.stream);
     let state = State {
         shared: Mutex::new(Shared {
             pending: VecDeque::with_capacity(16),

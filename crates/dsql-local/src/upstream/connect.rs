@@ -1,5 +1,6 @@
 //! Opening an authenticated upstream session: startup, then trust,
-//! SCRAM-SHA-256 (without channel binding: the connection is plain TCP), md5
+//! SCRAM-SHA-256 (without channel binding: the connection is plain TCP or a
+//! Unix-domain socket), md5
 //! or cleartext password authentication, up to the first `ReadyForQuery`.
 
 use std::io;
@@ -9,7 +10,6 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::frontend;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::require_auth::AuthMethod;
 use super::{ISOLATION, UpstreamError, UpstreamSession, UpstreamTarget};
@@ -56,10 +56,9 @@ pub(crate) async fn connect(
     client_params: &[(String, String)],
     settings: &[(&str, String)],
 ) -> Result<UpstreamSession, UpstreamError> {
-    let mut stream = TcpStream::connect(target.addr())
+    let mut stream = super::stream::connect(target.addr())
         .await
         .map_err(UpstreamError::Connect)?;
-    stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
     let params = [("user", role), ("database", database)]
         .into_iter()
         .chain(
@@ -156,7 +155,7 @@ pub(crate) async fn connect(
                             ));
                         }
                         let secret = target.password()?;
-                        // Plain TCP: there is no TLS channel to bind to.
+                        // No TLS: there is no channel to bind to.
                         let exchange = ScramSha256::new(secret.as_bytes(), ChannelBinding::unsupported());
                         frontend::sasl_initial_response(SCRAM_SHA_256, exchange.message(), &mut out)
                             .map_err(protocol_io)?;

@@ -1,6 +1,7 @@
 //! The upstream PostgreSQL behind `dsql-local`.
 //!
 //! - [`target`]: its URL ([`UpstreamTarget`]);
+//! - [`stream`]: the connection to it, loopback TCP or a Unix-domain socket;
 //! - [`connect`](mod@connect): opening an authenticated session (trust,
 //!   SCRAM-SHA-256, md5 or cleartext password, with `postgres-protocol`),
 //!   with the client's harmless startup parameters only;
@@ -16,16 +17,17 @@ mod connect;
 pub(crate) mod emulation;
 mod require_auth;
 mod roles;
+mod stream;
 mod target;
 
 use std::io;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 pub(crate) use self::connect::{Password, connect};
 pub(crate) use self::emulation::session_settings;
 pub(crate) use self::roles::{RoleError, Roles};
+pub(crate) use self::stream::{UpstreamStream, into_split};
 pub(crate) use self::target::UpstreamTarget;
 use crate::protocol::{self, FrameReader, ProtocolError};
 
@@ -81,7 +83,7 @@ pub(crate) enum UpstreamError {
 /// An authenticated upstream session, ready for queries.
 #[derive(Debug)]
 pub(crate) struct UpstreamSession {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: UpstreamStream,
     /// Holds any bytes read past the greeting.
     pub(crate) reader: FrameReader,
     /// `ParameterStatus`, `BackendKeyData`, notices and the final
@@ -93,7 +95,7 @@ pub(crate) struct UpstreamSession {
 
 /// Relays a cancel request to the upstream.
 pub(crate) async fn cancel(target: &UpstreamTarget, pid: i32, secret: i32) -> io::Result<()> {
-    let mut stream = TcpStream::connect(target.addr()).await?;
+    let mut stream = stream::connect(target.addr()).await?;
     let mut packet = Vec::with_capacity(16);
     packet.extend_from_slice(&16_u32.to_be_bytes());
     packet.extend_from_slice(&protocol::CANCEL_REQUEST.to_be_bytes());
