@@ -38,7 +38,7 @@ pub(crate) struct DialectCostArgs {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Upstream PostgreSQL of the dsql-local children.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = crate::DEFAULT_UPSTREAM)]
     upstream: String,
 }
 

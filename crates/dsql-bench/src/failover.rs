@@ -104,7 +104,7 @@ pub(crate) struct FailoverArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Upstream PostgreSQL of the regions.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = crate::DEFAULT_UPSTREAM)]
     upstream: String,
 }
 

@@ -43,6 +43,13 @@ use dsql_tower::BoxError;
 
 use crate::scenario::{Scenario, Timing};
 
+/// The PostgreSQL behind every dsql-local front end, and the one the direct
+/// clients reach: Debian's, over its Unix-domain socket. That costs
+/// PostgreSQL about half what loopback TCP does (pgbench, `SELECT 1`, 16
+/// clients: 75,000-81,000 against 38,000-40,000 per second here), so more
+/// of the machine's two cores go to what is measured.
+const DEFAULT_UPSTREAM: &str = "postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres";
+
 /// Benchmarks of dsql-rs against bb8-postgres, deadpool-postgres and the
 /// official sqlx connector, a chaos soak, and dsql-local's memory under a
 /// flood of hostile input.
@@ -137,7 +144,7 @@ struct PoolsArgs {
     #[arg(long)]
     charts: Option<std::path::PathBuf>,
     /// Upstream PostgreSQL of the dsql-local front end.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = crate::DEFAULT_UPSTREAM)]
     upstream: String,
 }
 

@@ -71,7 +71,7 @@ pub(crate) struct NetworkArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Upstream PostgreSQL of the dsql-local front end.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = crate::DEFAULT_UPSTREAM)]
     upstream: String,
 }
 

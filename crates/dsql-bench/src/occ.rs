@@ -99,7 +99,7 @@ pub(crate) struct OccArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Upstream PostgreSQL of the dsql-local front end.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = crate::DEFAULT_UPSTREAM)]
     upstream: String,
 }
 

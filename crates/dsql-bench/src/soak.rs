@@ -64,7 +64,7 @@ pub(crate) struct SoakArgs {
     #[arg(long)]
     no_restart: bool,
     /// Upstream PostgreSQL of the dsql-local front end.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = crate::DEFAULT_UPSTREAM)]
     upstream: String,
 }
 

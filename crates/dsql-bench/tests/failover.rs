@@ -1,6 +1,6 @@
 //! `dsql-bench failover --quick`, end to end: the three clients through a
 //! region cut off and healed, every write checked in PostgreSQL. (Needs
-//! PostgreSQL on 127.0.0.1:5432; `scripts/test` starts it.)
+//! the PostgreSQL `scripts/ensure-postgres` sets up; `scripts/test` runs it.)
 //!
 //! A test binary of its own, not in `harness.rs`: cargo runs test binaries
 //! one after another, and the tests of one binary at once. Run alongside

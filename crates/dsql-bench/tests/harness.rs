@@ -1,6 +1,6 @@
 //! The benchmark and soak harnesses, run briefly: they must keep working,
 //! and their own checks must pass, or the figures in BENCHMARKS.md cannot be
-//! reproduced. (Needs PostgreSQL on 127.0.0.1:5432; `scripts/test` starts it.)
+//! reproduced. (Needs the PostgreSQL `scripts/ensure-postgres` sets up; `scripts/test` runs it.)
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! `dsql-bench network --quick`, end to end: over a modelled 1 ms round
 //! trip, the round trips each client spends are counted, not guessed.
-//! (Needs PostgreSQL on 127.0.0.1:5432; `scripts/test` starts it.)
+//! (Needs the PostgreSQL `scripts/ensure-postgres` sets up; `scripts/test` runs it.)
 
 mod common;
 

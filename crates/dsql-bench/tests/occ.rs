@@ -1,7 +1,7 @@
 //! `dsql-bench occ --quick`, end to end: 32 tasks on 4 hot rows through
 //! dsql-local, three ways of replaying a conflict, every run's commits
 //! checked against `sum(v)` in PostgreSQL (the command fails on a
-//! mismatch). (Needs PostgreSQL on 127.0.0.1:5432; `scripts/test` starts it.)
+//! mismatch). (Needs the PostgreSQL `scripts/ensure-postgres` sets up; `scripts/test` runs it.)
 //!
 //! A test binary of its own, not in `harness.rs`: cargo runs the tests of
 //! one binary at once, and the contention this measures must not share two
