@@ -75,7 +75,11 @@ impl<M: ConnectService> bb8::ManageConnection for DsqlConnectionManager<M> {
 
     async fn connect(&self) -> Result<DsqlConnection, Error> {
         if self.events.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorClass::Fatal, Phase::Connect, PoolClosed));
+            // Fatal, and signalled as such: a waiting checkout returns it
+            // rather than asking for another connect that fails the same way.
+            let error = Error::new(ErrorClass::Fatal, Phase::Connect, PoolClosed);
+            self.events.connect_failed(&error);
+            return Err(error);
         }
         let mut connection = self
             .lifecycle
