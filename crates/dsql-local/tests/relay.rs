@@ -407,12 +407,29 @@ async fn a_unix_socket_upstream_serves_sessions_and_cancels() {
 
     let cancel = client.cancel_token();
     let sleeper = tokio::spawn(async move { client.batch_execute("SELECT pg_sleep(20)").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A cancel that arrives before the query would be lost.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let sleeping: i64 = check
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'",
+                &[&app],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if sleeping == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     cancel
         .cancel_query(tls::verify_full(local.ca_pem()))
         .await
         .expect("cancel sent");
     let error = sleeper.await.expect("task").expect_err("canceled");
     assert_eq!(db_error(&error).code().code(), "57014");
+    assert_eq!(local.stats().snapshot().cancels_relayed, 1);
     local.shutdown().await;
 }

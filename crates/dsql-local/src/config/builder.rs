@@ -109,9 +109,10 @@ impl LocalConfigBuilder {
 
     /// The upstream PostgreSQL, as `postgres://user[:password]@host[:port]/database`
     /// (default [`DEFAULT_UPSTREAM`]). As in libpq, a host that starts with
-    /// `/` names the directory of a Unix-domain socket, given as a parameter
-    /// (`postgres://postgres@localhost/postgres?host=/var/run/postgresql`)
-    /// or percent-encoded (`postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres`):
+    /// `/` names the directory of a Unix-domain socket, percent-encoded
+    /// (`postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres`, which
+    /// tokio-postgres reads the same way) or as a parameter that replaces
+    /// the URL's host (`postgres://postgres@localhost/postgres?host=/var/run/postgresql`):
     /// on the same machine it costs PostgreSQL about half what loopback TCP
     /// costs per query. Its user (normally a superuser) is
     /// used only to create and check the unprivileged role each DSQL role's

@@ -1,20 +1,32 @@
-//! The connection to the upstream: loopback TCP or a Unix-domain socket.
+//! The connection to the upstream: TCP, or a Unix-domain socket where the
+//! platform has them.
 
 use std::io;
 
-use tokio::net::{TcpStream, UnixStream, tcp, unix};
+use tokio::net::{TcpStream, tcp};
+#[cfg(unix)]
+use tokio::net::{UnixStream, unix};
+#[cfg(unix)]
 use tokio_util::either::Either;
 
 use super::target::UpstreamAddr;
 
 /// A connection to the upstream PostgreSQL.
+#[cfg(unix)]
 pub(crate) type UpstreamStream = Either<TcpStream, UnixStream>;
+/// A connection to the upstream PostgreSQL.
+#[cfg(not(unix))]
+pub(crate) type UpstreamStream = TcpStream;
 
 /// The halves of an [`UpstreamStream`], for relaying both ways at once.
+#[cfg(unix)]
 pub(crate) type UpstreamHalves = (
     Either<tcp::OwnedReadHalf, unix::OwnedReadHalf>,
     Either<tcp::OwnedWriteHalf, unix::OwnedWriteHalf>,
 );
+/// The halves of an [`UpstreamStream`], for relaying both ways at once.
+#[cfg(not(unix))]
+pub(crate) type UpstreamHalves = (tcp::OwnedReadHalf, tcp::OwnedWriteHalf);
 
 /// Connects to `addr`; a TCP connection sends each write at once (no Nagle).
 pub(crate) async fn connect(addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
@@ -22,20 +34,48 @@ pub(crate) async fn connect(addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
         UpstreamAddr::Tcp { host, port } => {
             let stream = TcpStream::connect((host.as_str(), *port)).await?;
             stream.set_nodelay(true)?;
-            Ok(Either::Left(stream))
+            #[cfg(unix)]
+            let stream = Either::Left(stream);
+            Ok(stream)
         }
-        UpstreamAddr::Unix { .. } => {
-            let path = addr.socket_path().unwrap_or_default();
-            UnixStream::connect(&path)
-                .await
-                .map(Either::Right)
-                .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))
+        UpstreamAddr::Unix { .. } => connect_unix(addr).await,
+    }
+}
+
+#[cfg(unix)]
+async fn connect_unix(addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
+    let path = addr.socket_path().unwrap_or_default();
+    let mut attempts = 0;
+    loop {
+        match UnixStream::connect(&path).await {
+            Ok(stream) => return Ok(Either::Right(stream)),
+            // A full listen backlog: TCP waits for room, a Unix-domain
+            // socket answers EAGAIN at once. Wait a little as TCP would.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            Err(error) => {
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("{}: {error}", path.display()),
+                ));
+            }
         }
     }
 }
 
+#[cfg(not(unix))]
+async fn connect_unix(_addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "Unix-domain sockets are not supported on this platform",
+    ))
+}
+
 /// Splits `stream` into halves owned separately, with no lock between them.
 pub(crate) fn into_split(stream: UpstreamStream) -> UpstreamHalves {
+    #[cfg(unix)]
     match stream {
         Either::Left(tcp) => {
             let (read, write) = tcp.into_split();
@@ -46,4 +86,6 @@ pub(crate) fn into_split(stream: UpstreamStream) -> UpstreamHalves {
             (Either::Right(read), Either::Right(write))
         }
     }
+    #[cfg(not(unix))]
+    stream.into_split()
 }

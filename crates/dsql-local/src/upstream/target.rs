@@ -59,7 +59,14 @@ impl UpstreamTarget {
     /// the URL's host) is the directory of a Unix-domain socket: on one
     /// machine it costs PostgreSQL about half what loopback TCP does.
     pub(crate) fn parse(input: &str) -> Result<Self, ConfigError> {
-        let url = url::Url::parse(input).map_err(|e| ConfigError::upstream(e.to_string()))?;
+        let url = url::Url::parse(input).map_err(|error| match error {
+            url::ParseError::EmptyHost => ConfigError::upstream(
+                "empty host (for a Unix-domain socket, percent-encode its directory as the host, \
+                 postgres://user@%2Fvar%2Frun%2Fpostgresql/db, or give any host and \
+                 ?host=/var/run/postgresql)",
+            ),
+            error => ConfigError::upstream(error.to_string()),
+        })?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(ConfigError::upstream(format!(
                 "unsupported scheme `{}`: use postgres://",
@@ -105,10 +112,27 @@ impl UpstreamTarget {
         let addr = match host {
             None => return Err(ConfigError::upstream("no host")),
             Some(host) if host.is_empty() => return Err(ConfigError::upstream("no host")),
-            Some(dir) if dir.starts_with('/') => UpstreamAddr::Unix {
-                dir: PathBuf::from(dir),
-                port,
-            },
+            Some(host) if host.contains(',') => {
+                return Err(ConfigError::upstream(format!(
+                    "`{host}`: one host only (dsql-local does not try a list of hosts)"
+                )));
+            }
+            Some(dir) if dir.starts_with('/') => {
+                if !cfg!(unix) {
+                    return Err(ConfigError::upstream(format!(
+                        "`{dir}`: Unix-domain sockets are not supported on this platform"
+                    )));
+                }
+                UpstreamAddr::Unix {
+                    dir: PathBuf::from(dir),
+                    port,
+                }
+            }
+            Some(host) if host.contains('/') => {
+                return Err(ConfigError::upstream(format!(
+                    "`{host}`: a socket directory must be an absolute path"
+                )));
+            }
             Some(host) => UpstreamAddr::Tcp { host, port },
         };
         Ok(Self {
@@ -234,5 +258,13 @@ mod tests {
         );
         assert!(UpstreamTarget::parse("postgres:///db").is_err());
         assert!(UpstreamTarget::parse("postgres://u@h/db?host=").is_err());
+        let refused = |url: &str| UpstreamTarget::parse(url).expect_err(url).to_string();
+        assert!(refused("postgres://u@h/db?host=/a,/b").contains("one host only"));
+        assert!(refused("postgres://u@h/db?host=var/run").contains("absolute path"));
+        assert!(refused("postgres://u@/db?host=/tmp").contains("percent-encode"));
+        // The last `host` wins, as in libpq, over an IPv6 host too.
+        let t = UpstreamTarget::parse("postgres://u:pw@[::1]/db?host=/a&host=/b").expect("valid");
+        assert_eq!(t.addr(), &socket("/b", 5432));
+        assert!(!format!("{t:?}").contains("pw"), "{t:?}");
     }
 }

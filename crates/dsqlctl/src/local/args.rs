@@ -25,7 +25,7 @@ pub(crate) struct LocalArgs {
         value_name = "URL",
         default_value = DEFAULT_UPSTREAM,
         help = "Upstream PostgreSQL: postgres://user[:password]@host[:port]/database \
-                (?host=/var/run/postgresql for a Unix-domain socket, as in libpq; \
+                (a Unix-domain socket: postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres; \
                 trust, scram-sha-256, md5 or password authentication; \
                 ?require_auth=scram-sha-256 refuses weaker methods, and with a password \
                 cleartext is refused unless require_auth=password)"
