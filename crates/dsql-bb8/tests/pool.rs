@@ -362,6 +362,26 @@ async fn a_waiting_checkout_is_served_as_soon_as_connects_succeed_again() {
     harness.local.shutdown().await;
 }
 
+/// A pool whose connect stack does not retry a refused token, so each
+/// refusal reaches the pool as a failed connect.
+fn refusals_reach_the_pool(
+    harness: &Harness,
+    max_size: u32,
+    connection_timeout: Duration,
+) -> DsqlPool<dsql_tower::connect::ConnectStack<SharedTokenProvider>> {
+    let refusals_not_retried =
+        dsql_tower::retry::RetryPolicy::for_connects().rule(ErrorClass::Reauthenticate, None);
+    let stack = dsql_tower::connect::StackBuilder::new(&harness.config, harness.tokens.clone())
+        .connect_retries(refusals_not_retried)
+        .build()
+        .unwrap();
+    DsqlPool::builder(&harness.config)
+        .max_size(max_size)
+        .connection_timeout(connection_timeout)
+        .build_with(stack)
+        .unwrap()
+}
+
 /// A connect that fails without a retry in the connect stack is followed at
 /// once by another for the same checkout. bb8 releases a failed connect's
 /// approval only after the connect returns, so a checkout that asked again
@@ -371,17 +391,7 @@ async fn a_waiting_checkout_is_served_as_soon_as_connects_succeed_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_asks_again_after_a_connect_fails_without_retry() {
     let harness = Harness::start(|b| b, Duration::from_secs(900)).await;
-    let refusals_not_retried =
-        dsql_tower::retry::RetryPolicy::for_connects().rule(ErrorClass::Reauthenticate, None);
-    let stack = dsql_tower::connect::StackBuilder::new(&harness.config, harness.tokens.clone())
-        .connect_retries(refusals_not_retried)
-        .build()
-        .unwrap();
-    let pool = DsqlPool::builder(&harness.config)
-        .max_size(2)
-        .connection_timeout(Duration::from_secs(10))
-        .build_with(stack)
-        .unwrap();
+    let pool = refusals_reach_the_pool(&harness, 2, Duration::from_secs(10));
     let select =
         || Operation::autocommit(|c| Box::pin(async move { c.execute("SELECT 1", &[]).await.map(drop) }));
     for round in 0..60 {
@@ -411,17 +421,7 @@ async fn a_checkout_asks_again_after_a_connect_fails_without_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_ends_a_checkout_that_waits_on_failing_connects() {
     let harness = Harness::start(|b| b, Duration::from_secs(900)).await;
-    let refusals_not_retried =
-        dsql_tower::retry::RetryPolicy::for_connects().rule(ErrorClass::Reauthenticate, None);
-    let stack = dsql_tower::connect::StackBuilder::new(&harness.config, harness.tokens.clone())
-        .connect_retries(refusals_not_retried)
-        .build()
-        .unwrap();
-    let pool = DsqlPool::builder(&harness.config)
-        .max_size(1)
-        .connection_timeout(Duration::from_secs(20))
-        .build_with(stack)
-        .unwrap();
+    let pool = refusals_reach_the_pool(&harness, 1, Duration::from_secs(20));
     harness.local.faults().refuse_next_auths(1_000_000);
     let waiting = {
         let pool = pool.clone();
