@@ -7,28 +7,29 @@ use dsql_local::{DsqlLocal, catalog};
 use dsql_testkit::local::{connect, connect_app, connect_with, db_error, pg_config, sign, start};
 use dsql_testkit::{direct, eventually, no_upstream_sessions, tls, unique, upstream_sessions};
 
-/// Waits until the upstream session named `app` waits for a lock.
-async fn wait_for_lock_wait(app: &str) {
+/// Waits until an upstream session named `app` matches `condition` (a
+/// predicate on `pg_stat_activity`); `never` says what did not happen.
+async fn wait_for_session(app: &str, condition: &str, never: &str) {
     let check = direct().await;
+    let query = format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND {condition}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting: i64 = check
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&app],
-            )
+        let matching: i64 = check
+            .query_one(&query, &[&app])
             .await
             .expect("pg_stat_activity")
             .get(0);
-        if waiting > 0 {
+        if matching > 0 {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{app} never waited for the lock"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{app} {never}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until the upstream session named `app` waits for a lock.
+async fn wait_for_lock_wait(app: &str) {
+    wait_for_session(app, "wait_event_type = 'Lock'", "never waited for the lock").await;
 }
 
 fn assert_conflict(error: &tokio_postgres::Error) {
@@ -408,22 +409,12 @@ async fn a_unix_socket_upstream_serves_sessions_and_cancels() {
     let cancel = client.cancel_token();
     let sleeper = tokio::spawn(async move { client.batch_execute("SELECT pg_sleep(20)").await });
     // A cancel that arrives before the query would be lost.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let sleeping: i64 = check
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'",
-                &[&app],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        if sleeping == 1 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the query never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_session(
+        &app,
+        "query LIKE 'SELECT pg_sleep%' AND state = 'active'",
+        "never started its query",
+    )
+    .await;
     cancel
         .cancel_query(tls::verify_full(local.ca_pem()))
         .await

@@ -2,6 +2,7 @@
 //! platform has them.
 
 use std::io;
+use std::path::Path;
 
 use tokio::net::{TcpStream, tcp};
 #[cfg(unix)]
@@ -9,7 +10,7 @@ use tokio::net::{UnixStream, unix};
 #[cfg(unix)]
 use tokio_util::either::Either;
 
-use super::target::UpstreamAddr;
+use super::target::{UpstreamAddr, socket_path};
 
 /// A connection to the upstream PostgreSQL.
 #[cfg(unix)]
@@ -38,16 +39,15 @@ pub(crate) async fn connect(addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
             let stream = Either::Left(stream);
             Ok(stream)
         }
-        UpstreamAddr::Unix { .. } => connect_unix(addr).await,
+        UpstreamAddr::Unix { dir, port } => connect_unix(&socket_path(dir, *port)).await,
     }
 }
 
 #[cfg(unix)]
-async fn connect_unix(addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
-    let path = addr.socket_path().unwrap_or_default();
+async fn connect_unix(path: &Path) -> io::Result<UpstreamStream> {
     let mut attempts = 0;
     loop {
-        match UnixStream::connect(&path).await {
+        match UnixStream::connect(path).await {
             Ok(stream) => return Ok(Either::Right(stream)),
             // A full listen backlog: TCP waits for room, a Unix-domain
             // socket answers EAGAIN at once. Wait a little as TCP would.
@@ -66,7 +66,7 @@ async fn connect_unix(addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
 }
 
 #[cfg(not(unix))]
-async fn connect_unix(_addr: &UpstreamAddr) -> io::Result<UpstreamStream> {
+async fn connect_unix(_path: &Path) -> io::Result<UpstreamStream> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "Unix-domain sockets are not supported on this platform",

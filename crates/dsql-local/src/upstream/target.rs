@@ -1,7 +1,7 @@
 //! The upstream's URL: where it is and who to log in as.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::UpstreamError;
 use super::require_auth::RequireAuth;
@@ -22,14 +22,9 @@ pub(crate) enum UpstreamAddr {
     },
 }
 
-impl UpstreamAddr {
-    /// The socket file, for a Unix-domain socket.
-    pub(crate) fn socket_path(&self) -> Option<PathBuf> {
-        match self {
-            Self::Tcp { .. } => None,
-            Self::Unix { dir, port } => Some(dir.join(format!(".s.PGSQL.{port}"))),
-        }
-    }
+/// The socket file of a PostgreSQL listening in `dir` on `port`.
+pub(crate) fn socket_path(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!(".s.PGSQL.{port}"))
 }
 
 /// Where the upstream PostgreSQL is and who to log in as.
@@ -109,9 +104,8 @@ impl UpstreamTarget {
             }
         }
         let port = url.port().unwrap_or(5432);
-        let addr = match host {
+        let addr = match host.filter(|host| !host.is_empty()) {
             None => return Err(ConfigError::upstream("no host")),
-            Some(host) if host.is_empty() => return Err(ConfigError::upstream("no host")),
             Some(host) if host.contains(',') => {
                 return Err(ConfigError::upstream(format!(
                     "`{host}`: one host only (dsql-local does not try a list of hosts)"
@@ -231,8 +225,8 @@ mod tests {
             let t = UpstreamTarget::parse(url).expect(url);
             assert_eq!(t.addr(), &socket("/var/run/postgresql", 5432), "{url}");
             assert_eq!(
-                t.addr().socket_path(),
-                Some(PathBuf::from("/var/run/postgresql/.s.PGSQL.5432"))
+                socket_path(Path::new("/var/run/postgresql"), 5432),
+                PathBuf::from("/var/run/postgresql/.s.PGSQL.5432")
             );
             assert_eq!(t.user, "postgres");
             assert_eq!(t.database, "postgres");
