@@ -249,7 +249,7 @@ fn control(local: &dsql_local::DsqlLocal, line: &str) -> String {
             return format!(
                 "stats accepted={} refused={} sessions_opened={} sessions_expired={} \
                  dropped_by_faults={} conflicts_rewritten={} conflicts_injected={} \
-                 current_sessions={} round_trips={}",
+                 current_sessions={} round_trips={} line_deliveries={} line_late_us={}",
                 s.accepted,
                 s.refused.total(),
                 s.sessions_opened,
@@ -258,7 +258,9 @@ fn control(local: &dsql_local::DsqlLocal, line: &str) -> String {
                 s.conflicts_rewritten,
                 s.conflicts_injected,
                 s.current_sessions,
-                s.round_trips
+                s.round_trips,
+                s.line_deliveries,
+                s.line_late_us
             );
         }
         _ => return format!("error unknown command {command:?}"),

@@ -237,6 +237,14 @@ pub struct StatsSnapshot {
     /// each time a client sent bytes after the server had sent some (or for
     /// the first time). Zero without a delay line.
     pub round_trips: u64,
+    /// Chunks of bytes the network delay line delivered, either way. Zero
+    /// without a delay line.
+    pub line_deliveries: u64,
+    /// Microseconds by which those deliveries ran after they were due,
+    /// summed (÷ `line_deliveries` for the mean): what the line adds to
+    /// the configured round trip, from timer precision and the machine's
+    /// CPU contention, which a real network's delay would not depend on.
+    pub line_late_us: u64,
     /// Bytes relayed from clients to the upstream.
     pub bytes_from_clients: u64,
     /// Bytes relayed from the upstream to clients.
@@ -277,6 +285,8 @@ pub(crate) struct Counters {
     pub(crate) sessions_cut_by_isolation: AtomicU64,
     pub(crate) commits_failed_by_isolation: AtomicU64,
     pub(crate) round_trips: AtomicU64,
+    pub(crate) line_deliveries: AtomicU64,
+    pub(crate) line_late_us: AtomicU64,
     pub(crate) bytes_from_clients: AtomicU64,
     pub(crate) bytes_to_clients: AtomicU64,
     pub(crate) current_sessions: AtomicU64,
@@ -286,6 +296,13 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn refused(&self, reason: RefusalReason) {
         self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One chunk delivered by the delay line, `late` after it was due.
+    pub(crate) fn count_delivery(&self, late: std::time::Duration) {
+        bump(&self.line_deliveries);
+        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.line_late_us.fetch_add(micros, Ordering::Relaxed);
     }
 }
 
@@ -353,6 +370,8 @@ impl Stats {
             sessions_cut_by_isolation: load(&c.sessions_cut_by_isolation),
             commits_failed_by_isolation: load(&c.commits_failed_by_isolation),
             round_trips: load(&c.round_trips),
+            line_deliveries: load(&c.line_deliveries),
+            line_late_us: load(&c.line_late_us),
             bytes_from_clients: load(&c.bytes_from_clients),
             bytes_to_clients: load(&c.bytes_to_clients),
             current_sessions: load(&c.current_sessions),

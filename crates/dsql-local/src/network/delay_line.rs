@@ -43,7 +43,7 @@ impl DelayLine {
         Ok(Self {
             line: Arc::new(Line {
                 one_way: round_trip / 2,
-                clock: Clock::start()?,
+                clock: Clock::start(Arc::clone(&counters))?,
                 counters,
             }),
         })
