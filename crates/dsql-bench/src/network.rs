@@ -4,20 +4,27 @@
 //!
 //! In one run, against one dsql-local child:
 //!
-//! 1. **the round trip**, measured: the median of `SELECT 1` alone on one
-//!    connection (dsql-bb8 `get`, one task): the line's delay, the front end
-//!    and PostgreSQL. Tokio's timer is millisecond-grained, so the
-//!    configured figure is not taken on trust. The limit of a pool of N
-//!    connections is then N ÷ round trip.
-//! 2. **steady throughput**: every client of `pools` that goes through
+//! 1. **the round trip**, measured: `SELECT 1` alone on one connection
+//!    (dsql-bb8 `get`, one task) for a second: the line's delay, the front
+//!    end and PostgreSQL. Tokio's timer is millisecond-grained, so the
+//!    configured figure is not taken on trust. One connection alone does
+//!    1 ÷ (mean time per operation) operations a second, so the limit of a
+//!    pool of N connections is N ÷ that mean (Little's law); the median is
+//!    reported beside it, and the line's own lateness per delivery.
+//! 2. **unqueued**: `--pool-size` tasks on as many connections (dsql-bb8
+//!    `get`, so no task ever waits for one), `SELECT 1`: what that many busy
+//!    connections do on this machine in this run with no queue for them,
+//!    the client, the front end and PostgreSQL sharing its cores. A pool's
+//!    queue (more tasks than connections) can only add to its cost.
+//! 3. **steady throughput**: every client of `pools` that goes through
 //!    dsql-local, `--tasks` tasks on `--pool-size` connections, `SELECT 1`,
 //!    against that limit, with this process's CPU per operation; and each
 //!    client's round trips per operation, counted by the delay line (turns
 //!    of the conversation) over a run of one task.
-//! 3. **connect time**: `--connects` connects with `SSLRequest` and as many
+//! 4. **connect time**: `--connects` connects with `SSLRequest` and as many
 //!    with direct TLS, interleaved, through dsql-tower's connector; median
 //!    time and round trips per connect.
-//! 4. **refill**: all sessions cut at once, then `--pool-size` tasks each
+//! 5. **refill**: all sessions cut at once, then `--pool-size` tasks each
 //!    run one `SELECT 1` until it succeeds: the time until all have, and
 //!    the failures the callers saw.
 
@@ -82,12 +89,17 @@ struct ClientFigures {
     ops_per_sec: f64,
     /// Throughput ÷ (pool size ÷ measured round trip).
     of_limit: f64,
+    /// Throughput ÷ the unqueued run's.
+    of_unqueued: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
     cpu_us_per_op: Option<f64>,
     /// The dsql-local child's CPU (front end and delay line) per operation.
     front_end_cpu_us_per_op: Option<f64>,
+    /// Mean lateness of the delay line's deliveries in the run: what the
+    /// machine's load added to the modelled network.
+    line_late_us: f64,
     round_trips_per_op: f64,
     refill: refill::Refill,
 }
@@ -97,17 +109,31 @@ struct ClientFigures {
 struct RunFigures {
     sample: Sample,
     front_end_us: Option<f64>,
+    line_late_us: f64,
     round_trips_per_op: f64,
     refill: refill::Refill,
+}
+
+/// `SELECT 1` alone on one connection.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct RoundTrip {
+    /// Time per operation: the measured window ÷ operations.
+    mean_ms: f64,
+    median_ms: f64,
+    /// Mean lateness of the delay line's deliveries meanwhile.
+    line_late_us: f64,
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     round_trip_configured_ms: f64,
-    round_trip_measured_ms: f64,
+    /// The median run's, by mean; the limit is pool size ÷ its mean.
+    round_trip_measured: RoundTrip,
     tasks: u32,
     pool_size: u32,
     limit_ops_per_sec: f64,
+    /// One task per connection, the median run.
+    unqueued_ops_per_sec: f64,
     clients: Vec<ClientFigures>,
     connects: Vec<connect::ConnectFigures>,
 }
@@ -145,9 +171,21 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
         .collect();
 
     let mut round_trips_measured = Vec::new();
+    let mut unqueued_runs = Vec::new();
     let mut samples: Vec<Vec<RunFigures>> = vec![Vec::new(); kinds.len()];
     for run in 0..runs {
-        round_trips_measured.push(measure_round_trip(&local, &args.upstream, timing).await?);
+        let round_trip = measure_round_trip(&mut local, &args.upstream, timing).await?;
+        eprintln!(
+            "  run {}/{runs} round trip: mean {:.3} ms, median {:.3} ms, line late {:.0} µs",
+            run + 1,
+            round_trip.mean_ms,
+            round_trip.median_ms,
+            round_trip.line_late_us
+        );
+        round_trips_measured.push(round_trip);
+        let unqueued = measure_unqueued(&local, &args.upstream, args.pool_size, timing).await?;
+        eprintln!("  run {}/{runs} unqueued: {unqueued:.0} ops/s", run + 1);
+        unqueued_runs.push(unqueued);
         for (k, &kind) in kinds.iter().enumerate() {
             let client = connect_client(&local, &args.upstream, kind, args.pool_size, timing).await?;
             let per_op = round_trips_per_op(&client, &mut local).await?;
@@ -155,6 +193,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
                 duration: timing.steady,
                 warmup: timing.warmup,
             };
+            let line_before = LineLateness::read(&mut local).await?;
             let (sample, front_end_cpu) = measure::run_watching(
                 &client,
                 Scenario::SelectOne,
@@ -163,11 +202,12 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
                 local.pid(),
             )
             .await;
+            let line_late_us = LineLateness::read(&mut local).await?.mean_us_since(line_before);
             let front_end_us = front_end_cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / sample.ops.max(1) as f64);
             let refill = refill::measure(&client, &mut local, args.pool_size).await?;
             client.close().await;
             eprintln!(
-                "  run {}/{runs} {:<28} {}  front end {:.1} µs/op  {per_op:.2} round trips/op  refill {:.1} ms ({} failures)",
+                "  run {}/{runs} {:<28} {}  front end {:.1} µs/op  line late {line_late_us:.0} µs  {per_op:.2} round trips/op  refill {:.1} ms ({} failures)",
                 run + 1,
                 kind.name(),
                 sample.summary(),
@@ -178,14 +218,17 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
             samples[k].push(RunFigures {
                 sample,
                 front_end_us,
+                line_late_us,
                 round_trips_per_op: per_op,
                 refill,
             });
         }
     }
-    round_trips_measured.sort_by(f64::total_cmp);
-    let rtt_ms = round_trips_measured[round_trips_measured.len() / 2];
-    let limit = f64::from(args.pool_size) / (rtt_ms / 1000.0);
+    round_trips_measured.sort_by(|a, b| a.mean_ms.total_cmp(&b.mean_ms));
+    let round_trip = round_trips_measured[round_trips_measured.len() / 2];
+    let limit = f64::from(args.pool_size) / (round_trip.mean_ms / 1000.0);
+    unqueued_runs.sort_by(f64::total_cmp);
+    let unqueued = unqueued_runs[unqueued_runs.len() / 2];
     let clients = kinds
         .iter()
         .zip(samples)
@@ -194,6 +237,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
             let RunFigures {
                 sample,
                 front_end_us: front_end_cpu_us_per_op,
+                line_late_us,
                 round_trips_per_op,
                 refill,
             } = runs.swap_remove(runs.len() / 2);
@@ -201,11 +245,13 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
                 client: kind.name(),
                 ops_per_sec: sample.ops_per_sec(),
                 of_limit: sample.ops_per_sec() / limit,
+                of_unqueued: sample.ops_per_sec() / unqueued,
                 p50_ms: sample.quantile_ms(0.5),
                 p99_ms: sample.quantile_ms(0.99),
                 errors: sample.errors,
                 cpu_us_per_op: sample.cpu_us_per_op(),
                 front_end_cpu_us_per_op,
+                line_late_us,
                 round_trips_per_op,
                 refill,
             }
@@ -216,10 +262,11 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
 
     let report = Report {
         round_trip_configured_ms: args.round_trip_ms,
-        round_trip_measured_ms: rtt_ms,
+        round_trip_measured: round_trip,
         tasks: args.tasks,
         pool_size: args.pool_size,
         limit_ops_per_sec: limit,
+        unqueued_ops_per_sec: unqueued,
         clients,
         connects,
     };
@@ -250,19 +297,52 @@ async fn connect_client(
         .map_err(|e| format!("{}: {e}", kind.name()).into())
 }
 
-/// The median of `SELECT 1` alone on one connection, milliseconds.
-async fn measure_round_trip(local: &LocalProcess, upstream: &str, timing: Timing) -> Result<f64, BoxError> {
+/// `SELECT 1` alone on one connection for a second.
+async fn measure_round_trip(
+    local: &mut LocalProcess,
+    upstream: &str,
+    timing: Timing,
+) -> Result<RoundTrip, BoxError> {
     let client = connect_client(local, upstream, ClientKind::DsqlBb8Get, 1, timing).await?;
     let plan = Plan {
         duration: Duration::from_secs(1),
         warmup: Duration::from_millis(100),
     };
+    let line_before = LineLateness::read(local).await?;
     let sample = measure::run(&client, Scenario::SelectOne, 1, plan).await;
+    let line_late_us = LineLateness::read(local).await?.mean_us_since(line_before);
     client.close().await;
     if sample.ops == 0 {
         return Err(format!("no round trip measured: {:?}", sample.first_error).into());
     }
-    Ok(sample.quantile_ms(0.5))
+    Ok(RoundTrip {
+        mean_ms: 1000.0 / sample.ops_per_sec(),
+        median_ms: sample.quantile_ms(0.5),
+        line_late_us,
+    })
+}
+
+/// `pool_size` tasks on as many connections: what that many busy
+/// connections do here and now with no queue for them (dsql-bb8 `get`, so
+/// that no task waits for a connection; an uncontended checkout costs a
+/// microsecond or two of CPU).
+async fn measure_unqueued(
+    local: &LocalProcess,
+    upstream: &str,
+    pool_size: u32,
+    timing: Timing,
+) -> Result<f64, BoxError> {
+    let client = connect_client(local, upstream, ClientKind::DsqlBb8Get, pool_size, timing).await?;
+    let plan = Plan {
+        duration: timing.steady,
+        warmup: timing.warmup,
+    };
+    let sample = measure::run(&client, Scenario::SelectOne, pool_size as usize, plan).await;
+    client.close().await;
+    if sample.ops == 0 {
+        return Err(format!("no operation in the unqueued run: {:?}", sample.first_error).into());
+    }
+    Ok(sample.ops_per_sec())
 }
 
 /// Turns of the conversation per `SELECT 1`, over a run of one task (so
@@ -281,6 +361,28 @@ async fn round_trips_per_op(client: &Client, local: &mut LocalProcess) -> Result
     Ok(turns as f64 / sample.ops as f64)
 }
 
+/// The delay line's deliveries and their summed lateness, so far.
+#[derive(Clone, Copy)]
+struct LineLateness {
+    deliveries: u64,
+    late_us: u64,
+}
+
+impl LineLateness {
+    async fn read(local: &mut LocalProcess) -> Result<Self, BoxError> {
+        Ok(Self {
+            deliveries: local.stat("line_deliveries").await?,
+            late_us: local.stat("line_late_us").await?,
+        })
+    }
+
+    /// Mean lateness per delivery since `before`, microseconds.
+    fn mean_us_since(self, before: Self) -> f64 {
+        let deliveries = self.deliveries.saturating_sub(before.deliveries);
+        self.late_us.saturating_sub(before.late_us) as f64 / deliveries.max(1) as f64
+    }
+}
+
 /// The delay line's count of round trips so far.
 pub(crate) async fn round_trips(local: &mut LocalProcess) -> Result<u64, BoxError> {
     local.stat("round_trips").await
@@ -295,24 +397,38 @@ fn markdown(report: &Report) -> String {
         report.tasks,
         report.pool_size,
         report.round_trip_configured_ms,
-        report.round_trip_measured_ms,
+        report.round_trip_measured.mean_ms,
         report.limit_ops_per_sec
     );
     let _ = writeln!(
         out,
-        "| client | ops/s | × limit | round trips/op | client CPU µs/op | front end CPU µs/op | p50 ms | p99 ms | errors | refill ms | refill failures |"
+        "Round trip measured as `SELECT 1` alone on one connection: mean {:.3} ms (the limit is pool size ÷ this), \
+         median {:.3} ms; the line's deliveries {:.0} µs late on average meanwhile. \
+         Unqueued, {} tasks on as many connections (none waits for one): {:.0} ops/s, {:.3} × limit.\n",
+        report.round_trip_measured.mean_ms,
+        report.round_trip_measured.median_ms,
+        report.round_trip_measured.line_late_us,
+        report.pool_size,
+        report.unqueued_ops_per_sec,
+        report.unqueued_ops_per_sec / report.limit_ops_per_sec
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| client | ops/s | × limit | × unqueued | round trips/op | client CPU µs/op | front end CPU µs/op | line late µs | p50 ms | p99 ms | errors | refill ms | refill failures |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for c in &report.clients {
         let micros = |us: Option<f64>| us.map_or_else(|| "—".to_owned(), |us| format!("{us:.1}"));
         let (cpu, front_end) = (micros(c.cpu_us_per_op), micros(c.front_end_cpu_us_per_op));
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.3} | {:.2} | {cpu} | {front_end} | {:.3} | {:.3} | {} | {:.1} | {} |",
+            "| {} | {:.0} | {:.3} | {:.3} | {:.2} | {cpu} | {front_end} | {:.0} | {:.3} | {:.3} | {} | {:.1} | {} |",
             c.client,
             c.ops_per_sec,
             c.of_limit,
+            c.of_unqueued,
             c.round_trips_per_op,
+            c.line_late_us,
             c.p50_ms,
             c.p99_ms,
             c.errors,

@@ -15,10 +15,13 @@ fn a_quick_network_run_counts_each_clients_round_trips() {
         "bb8-postgres,dsql-bb8-get,dsql-bb8-run",
     ]);
 
-    let measured = report["round_trip_measured_ms"]
-        .as_f64()
-        .expect("a measured round trip");
-    assert!(measured >= 1.0, "the line delays less than configured: {report}");
+    let measured = &report["round_trip_measured"];
+    for figure in ["mean_ms", "median_ms"] {
+        let ms = measured[figure].as_f64().expect("a measured round trip");
+        assert!(ms >= 1.0, "the line delays less than configured: {report}");
+    }
+    let late_us = measured["line_late_us"].as_f64().expect("the line's lateness");
+    assert!((0.0..5_000.0).contains(&late_us), "{report}");
     let client = |name: &str| {
         report["clients"]
             .as_array()

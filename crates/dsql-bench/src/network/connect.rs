@@ -76,17 +76,21 @@ pub(super) async fn measure(
 }
 
 /// Waits until the front end has no session open (the last one's goodbye
-/// has passed the line).
+/// has passed the line) and the line has counted no turn for 10 ms (bytes
+/// still travelling, or a connect not yet a session, would count in the
+/// next connect's figure).
 async fn quiet(local: &mut LocalProcess) -> Result<(), BoxError> {
-    for _ in 0..1_000 {
+    let mut last_turns = None;
+    for _ in 0..200 {
         let stats = local.command("stats").await?;
-        if stats
-            .split_whitespace()
-            .any(|field| field == "current_sessions=0")
-        {
+        let fields = || stats.split_whitespace();
+        let idle = fields().any(|field| field == "current_sessions=0");
+        let turns = fields().find(|field| field.starts_with("round_trips="));
+        if idle && turns.is_some() && turns == last_turns.as_deref() {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        last_turns = turns.map(str::to_owned);
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Err("sessions still open at the front end after 2 s".into())
+    Err("sessions still open, or turns still counted, at the front end after 2 s".into())
 }
