@@ -16,8 +16,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 
 use super::clock::Clock;
 use super::inbound::Inbound;
@@ -54,9 +55,9 @@ impl DelayLine {
     /// end of stream reaches the server, and dropping the server's end
     /// closes the socket (once what it wrote has arrived).
     pub(crate) fn insert(&self, tcp: TcpStream) -> DelayedStream {
-        let socket = Arc::new(tcp);
+        let (socket, writer) = tcp.into_split();
         let inbound = Arc::new(Inbound::new());
-        let outbound = Arc::new(Outbound::new(Arc::clone(&socket)));
+        let outbound = Arc::new(Outbound::new(writer));
         // A round trip is a turn of the conversation: the client speaks
         // after the server did (or for the first time).
         let server_spoke = Arc::new(AtomicBool::new(true));
@@ -82,7 +83,7 @@ impl DelayLine {
 /// directions have.
 async fn carry(
     line: Arc<Line>,
-    socket: Arc<TcpStream>,
+    mut socket: OwnedReadHalf,
     inbound: Arc<Inbound>,
     outbound: Arc<Outbound>,
     server_spoke: Arc<AtomicBool>,
@@ -91,15 +92,12 @@ async fn carry(
         let mut buf = BytesMut::with_capacity(CHUNK);
         while inbound.room().await {
             buf.reserve(CHUNK);
-            let read = match socket.readable().await {
-                Ok(()) => socket.try_read_buf(&mut buf),
-                Err(error) => Err(error),
-            };
-            match read {
-                Ok(0) => break,
+            // Not `readable` and `try_read_buf` on a shared stream: those
+            // keep the socket marked readable after a short read, which
+            // costs a read that would block per chunk.
+            match socket.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
                 Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => break,
             }
             if server_spoke.swap(false, Ordering::Relaxed) {
                 bump(&line.counters.round_trips);

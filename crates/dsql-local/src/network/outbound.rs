@@ -5,12 +5,12 @@
 
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use super::clock::Due;
@@ -20,7 +20,7 @@ use super::in_flight::InFlight;
 const GATHER: usize = 16;
 
 pub(super) struct Outbound {
-    socket: Arc<TcpStream>,
+    socket: OwnedWriteHalf,
     state: Mutex<State>,
     /// Signalled when a send would block, or the direction finished.
     stalled: Notify,
@@ -50,7 +50,7 @@ enum End {
 }
 
 impl Outbound {
-    pub(super) fn new(socket: Arc<TcpStream>) -> Self {
+    pub(super) fn new(socket: OwnedWriteHalf) -> Self {
         Self {
             socket,
             state: Mutex::default(),
@@ -149,7 +149,7 @@ impl Outbound {
                 End::Close => Shutdown::Both,
             };
             // Fails only when the client is gone already.
-            let _ = socket2::SockRef::from(&*self.socket).shutdown(how);
+            let _ = socket2::SockRef::from(self.socket.as_ref()).shutdown(how);
             state.finished = true;
             drop(state);
             self.stalled.notify_one();
