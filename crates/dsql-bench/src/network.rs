@@ -183,7 +183,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
             round_trip.line_late_us
         );
         round_trips_measured.push(round_trip);
-        let unqueued = measure_unqueued(&local, &args.upstream, args.pool_size, timing).await?;
+        let unqueued = measure_unqueued(&mut local, &args.upstream, args.pool_size, timing).await?;
         eprintln!("  run {}/{runs} unqueued: {unqueued:.0} ops/s", run + 1);
         unqueued_runs.push(unqueued);
         for (k, &kind) in kinds.iter().enumerate() {
@@ -206,6 +206,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
             let front_end_us = front_end_cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / sample.ops.max(1) as f64);
             let refill = refill::measure(&client, &mut local, args.pool_size).await?;
             client.close().await;
+            quiet(&mut local).await?;
             eprintln!(
                 "  run {}/{runs} {:<28} {}  front end {:.1} µs/op  line late {line_late_us:.0} µs  {per_op:.2} round trips/op  refill {:.1} ms ({} failures)",
                 run + 1,
@@ -312,6 +313,7 @@ async fn measure_round_trip(
     let sample = measure::run(&client, Scenario::SelectOne, 1, plan).await;
     let line_late_us = LineLateness::read(local).await?.mean_us_since(line_before);
     client.close().await;
+    quiet(local).await?;
     if sample.ops == 0 {
         return Err(format!("no round trip measured: {:?}", sample.first_error).into());
     }
@@ -327,7 +329,7 @@ async fn measure_round_trip(
 /// that no task waits for a connection; an uncontended checkout costs a
 /// microsecond or two of CPU).
 async fn measure_unqueued(
-    local: &LocalProcess,
+    local: &mut LocalProcess,
     upstream: &str,
     pool_size: u32,
     timing: Timing,
@@ -339,6 +341,7 @@ async fn measure_unqueued(
     };
     let sample = measure::run(&client, Scenario::SelectOne, pool_size as usize, plan).await;
     client.close().await;
+    quiet(local).await?;
     if sample.ops == 0 {
         return Err(format!("no operation in the unqueued run: {:?}", sample.first_error).into());
     }
@@ -381,6 +384,26 @@ impl LineLateness {
         let deliveries = self.deliveries.saturating_sub(before.deliveries);
         self.late_us.saturating_sub(before.late_us) as f64 / deliveries.max(1) as f64
     }
+}
+
+/// Waits until the front end has no session open (the last client's
+/// goodbyes have passed the line) and the line has counted no turn for
+/// 10 ms: bytes still travelling, or a connect not yet a session, would
+/// count in the next figure.
+pub(crate) async fn quiet(local: &mut LocalProcess) -> Result<(), BoxError> {
+    let mut last_turns = None;
+    for _ in 0..200 {
+        let stats = local.command("stats").await?;
+        let fields = || stats.split_whitespace();
+        let idle = fields().any(|field| field == "current_sessions=0");
+        let turns = fields().find(|field| field.starts_with("round_trips="));
+        if idle && turns.is_some() && turns == last_turns.as_deref() {
+            return Ok(());
+        }
+        last_turns = turns.map(str::to_owned);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err("sessions still open, or turns still counted, at the front end after 2 s".into())
 }
 
 /// The delay line's count of round trips so far.

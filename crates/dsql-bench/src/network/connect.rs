@@ -42,7 +42,7 @@ pub(super) async fn measure(
         let pg = local.signed_pg_config(&config).await?;
         prepared.push((Connector::new(&config)?, pg));
     }
-    quiet(local).await?;
+    super::quiet(local).await?;
     let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let mut turns = [0_u64; 2];
     for _ in 0..connects {
@@ -56,7 +56,7 @@ pub(super) async fn measure(
             drop(connection);
             // Let the goodbye (close_notify, Terminate) pass, so that the
             // next connect's count is its own.
-            quiet(local).await?;
+            super::quiet(local).await?;
         }
     }
     Ok(negotiations
@@ -73,24 +73,4 @@ pub(super) async fn measure(
             }
         })
         .collect())
-}
-
-/// Waits until the front end has no session open (the last one's goodbye
-/// has passed the line) and the line has counted no turn for 10 ms (bytes
-/// still travelling, or a connect not yet a session, would count in the
-/// next connect's figure).
-async fn quiet(local: &mut LocalProcess) -> Result<(), BoxError> {
-    let mut last_turns = None;
-    for _ in 0..200 {
-        let stats = local.command("stats").await?;
-        let fields = || stats.split_whitespace();
-        let idle = fields().any(|field| field == "current_sessions=0");
-        let turns = fields().find(|field| field.starts_with("round_trips="));
-        if idle && turns.is_some() && turns == last_turns.as_deref() {
-            return Ok(());
-        }
-        last_turns = turns.map(str::to_owned);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Err("sessions still open, or turns still counted, at the front end after 2 s".into())
 }
