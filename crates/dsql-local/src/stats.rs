@@ -237,13 +237,16 @@ pub struct StatsSnapshot {
     /// each time a client sent bytes after the server had sent some (or for
     /// the first time). Zero without a delay line.
     pub round_trips: u64,
-    /// Chunks of bytes the network delay line delivered, either way. Zero
-    /// without a delay line.
+    /// Entries the network delay line's clock ran at their due instant:
+    /// a chunk either way, or a direction's end. Zero without a delay
+    /// line.
     pub line_deliveries: u64,
-    /// Microseconds by which those deliveries ran after they were due,
-    /// summed (÷ `line_deliveries` for the mean): what the line adds to
-    /// the configured round trip, from timer precision and the machine's
-    /// CPU contention, which a real network's delay would not depend on.
+    /// Microseconds by which the clock ran those entries after they were
+    /// due, summed (÷ `line_deliveries` for the mean): its timer's
+    /// precision and the machine's CPU contention, which a real network's
+    /// delay would not depend on. What comes after (the server's reader
+    /// being scheduled, a send put off because the client's socket was
+    /// full) is not in it.
     pub line_late_us: u64,
     /// Bytes relayed from clients to the upstream.
     pub bytes_from_clients: u64,
