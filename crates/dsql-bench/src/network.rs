@@ -14,8 +14,9 @@
 //! 2. **unqueued**: `--pool-size` tasks on as many connections (dsql-bb8
 //!    `get`, so no task ever waits for one), `SELECT 1`: what that many busy
 //!    connections do on this machine in this run with no queue for them,
-//!    the client, the front end and PostgreSQL sharing its cores. A pool's
-//!    queue (more tasks than connections) can only add to its cost.
+//!    the client, the front end and PostgreSQL sharing its cores. A
+//!    reference, not a bound: with more tasks than connections a caller is
+//!    ready the moment a connection comes back, which can do a little more.
 //! 3. **steady throughput**: every client of `pools` that goes through
 //!    dsql-local, `--tasks` tasks on `--pool-size` connections, `SELECT 1`,
 //!    against that limit, with this process's CPU per operation; and each
@@ -89,7 +90,8 @@ struct ClientFigures {
     ops_per_sec: f64,
     /// Throughput ÷ (pool size ÷ measured round trip).
     of_limit: f64,
-    /// Throughput ÷ the unqueued run's.
+    /// Throughput ÷ the unqueued run's of the same round, the median over
+    /// rounds.
     of_unqueued: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -110,6 +112,8 @@ struct RunFigures {
     sample: Sample,
     front_end_us: Option<f64>,
     line_late_us: f64,
+    /// Throughput ÷ the unqueued run's of the same round.
+    of_unqueued: f64,
     round_trips_per_op: f64,
     refill: refill::Refill,
 }
@@ -170,11 +174,13 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
         .filter(|kind| args.clients.is_empty() || args.clients.contains(kind))
         .collect();
 
+    // Goodbyes and handshakes on the line take a round trip or more.
+    let settle = round_trip.max(Duration::from_millis(10));
     let mut round_trips_measured = Vec::new();
     let mut unqueued_runs = Vec::new();
     let mut samples: Vec<Vec<RunFigures>> = vec![Vec::new(); kinds.len()];
     for run in 0..runs {
-        let round_trip = measure_round_trip(&mut local, &args.upstream, timing).await?;
+        let round_trip = measure_round_trip(&mut local, &args.upstream, timing, settle).await?;
         eprintln!(
             "  run {}/{runs} round trip: mean {:.3} ms, median {:.3} ms, line late {:.0} µs",
             run + 1,
@@ -183,7 +189,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
             round_trip.line_late_us
         );
         round_trips_measured.push(round_trip);
-        let unqueued = measure_unqueued(&mut local, &args.upstream, args.pool_size, timing).await?;
+        let unqueued = measure_unqueued(&mut local, &args.upstream, args.pool_size, timing, settle).await?;
         eprintln!("  run {}/{runs} unqueued: {unqueued:.0} ops/s", run + 1);
         unqueued_runs.push(unqueued);
         for (k, &kind) in kinds.iter().enumerate() {
@@ -206,7 +212,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
             let front_end_us = front_end_cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / sample.ops.max(1) as f64);
             let refill = refill::measure(&client, &mut local, args.pool_size).await?;
             client.close().await;
-            quiet(&mut local).await?;
+            quiet(&mut local, settle).await?;
             eprintln!(
                 "  run {}/{runs} {:<28} {}  front end {:.1} µs/op  line late {line_late_us:.0} µs  {per_op:.2} round trips/op  refill {:.1} ms ({} failures)",
                 run + 1,
@@ -217,6 +223,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
                 refill.failures,
             );
             samples[k].push(RunFigures {
+                of_unqueued: sample.ops_per_sec() / unqueued,
                 sample,
                 front_end_us,
                 line_late_us,
@@ -234,11 +241,15 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
         .iter()
         .zip(samples)
         .map(|(kind, mut runs)| {
+            let mut of_unqueued: Vec<f64> = runs.iter().map(|run| run.of_unqueued).collect();
+            of_unqueued.sort_by(f64::total_cmp);
+            let of_unqueued = of_unqueued[of_unqueued.len() / 2];
             runs.sort_by(|a, b| a.sample.ops_per_sec().total_cmp(&b.sample.ops_per_sec()));
             let RunFigures {
                 sample,
                 front_end_us: front_end_cpu_us_per_op,
                 line_late_us,
+                of_unqueued: _,
                 round_trips_per_op,
                 refill,
             } = runs.swap_remove(runs.len() / 2);
@@ -246,7 +257,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
                 client: kind.name(),
                 ops_per_sec: sample.ops_per_sec(),
                 of_limit: sample.ops_per_sec() / limit,
-                of_unqueued: sample.ops_per_sec() / unqueued,
+                of_unqueued,
                 p50_ms: sample.quantile_ms(0.5),
                 p99_ms: sample.quantile_ms(0.99),
                 errors: sample.errors,
@@ -258,7 +269,7 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
             }
         })
         .collect();
-    let connects = connect::measure(&mut local, connects).await?;
+    let connects = connect::measure(&mut local, connects, settle).await?;
     local.stop().await;
 
     let report = Report {
@@ -303,6 +314,7 @@ async fn measure_round_trip(
     local: &mut LocalProcess,
     upstream: &str,
     timing: Timing,
+    settle: Duration,
 ) -> Result<RoundTrip, BoxError> {
     let client = connect_client(local, upstream, ClientKind::DsqlBb8Get, 1, timing).await?;
     let plan = Plan {
@@ -313,10 +325,10 @@ async fn measure_round_trip(
     let sample = measure::run(&client, Scenario::SelectOne, 1, plan).await;
     let line_late_us = LineLateness::read(local).await?.mean_us_since(line_before);
     client.close().await;
-    quiet(local).await?;
     if sample.ops == 0 {
         return Err(format!("no round trip measured: {:?}", sample.first_error).into());
     }
+    quiet(local, settle).await?;
     Ok(RoundTrip {
         mean_ms: 1000.0 / sample.ops_per_sec(),
         median_ms: sample.quantile_ms(0.5),
@@ -333,6 +345,7 @@ async fn measure_unqueued(
     upstream: &str,
     pool_size: u32,
     timing: Timing,
+    settle: Duration,
 ) -> Result<f64, BoxError> {
     let client = connect_client(local, upstream, ClientKind::DsqlBb8Get, pool_size, timing).await?;
     let plan = Plan {
@@ -341,10 +354,10 @@ async fn measure_unqueued(
     };
     let sample = measure::run(&client, Scenario::SelectOne, pool_size as usize, plan).await;
     client.close().await;
-    quiet(local).await?;
     if sample.ops == 0 {
         return Err(format!("no operation in the unqueued run: {:?}", sample.first_error).into());
     }
+    quiet(local, settle).await?;
     Ok(sample.ops_per_sec())
 }
 
@@ -373,10 +386,8 @@ struct LineLateness {
 
 impl LineLateness {
     async fn read(local: &mut LocalProcess) -> Result<Self, BoxError> {
-        Ok(Self {
-            deliveries: local.stat("line_deliveries").await?,
-            late_us: local.stat("line_late_us").await?,
-        })
+        let [deliveries, late_us] = local.stats(["line_deliveries", "line_late_us"]).await?;
+        Ok(Self { deliveries, late_us })
     }
 
     /// Mean lateness per delivery since `before`, microseconds.
@@ -388,22 +399,21 @@ impl LineLateness {
 
 /// Waits until the front end has no session open (the last client's
 /// goodbyes have passed the line) and the line has counted no turn for
-/// 10 ms: bytes still travelling, or a connect not yet a session, would
-/// count in the next figure.
-pub(crate) async fn quiet(local: &mut LocalProcess) -> Result<(), BoxError> {
+/// `settle` (at least a round trip): bytes still travelling, or a connect
+/// not yet a session, would count in the next figure.
+async fn quiet(local: &mut LocalProcess, settle: Duration) -> Result<(), BoxError> {
+    const PATIENCE: Duration = Duration::from_secs(5);
+    let started = tokio::time::Instant::now();
     let mut last_turns = None;
-    for _ in 0..200 {
-        let stats = local.command("stats").await?;
-        let fields = || stats.split_whitespace();
-        let idle = fields().any(|field| field == "current_sessions=0");
-        let turns = fields().find(|field| field.starts_with("round_trips="));
-        if idle && turns.is_some() && turns == last_turns.as_deref() {
+    while started.elapsed() < PATIENCE {
+        let [sessions, turns] = local.stats(["current_sessions", "round_trips"]).await?;
+        if sessions == 0 && last_turns == Some(turns) {
             return Ok(());
         }
-        last_turns = turns.map(str::to_owned);
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        last_turns = Some(turns);
+        tokio::time::sleep(settle).await;
     }
-    Err("sessions still open, or turns still counted, at the front end after 2 s".into())
+    Err(format!("sessions still open, or turns still counted, at the front end after {PATIENCE:?}").into())
 }
 
 /// The delay line's count of round trips so far.

@@ -399,12 +399,23 @@ impl LocalProcess {
     /// One counter of the child's `stats` answer (`round_trips`,
     /// `current_sessions`, …).
     pub(crate) async fn stat(&mut self, name: &str) -> Result<u64, BoxError> {
+        let [value] = self.stats([name]).await?;
+        Ok(value)
+    }
+
+    /// Counters read from one `stats` answer, so that they are of one
+    /// instant.
+    pub(crate) async fn stats<const N: usize>(&mut self, names: [&str; N]) -> Result<[u64; N], BoxError> {
         let stats = self.command("stats").await?;
-        stats
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| format!("no {name} in {stats:?}").into())
+        let mut values = [0; N];
+        for (value, name) in values.iter_mut().zip(names) {
+            *value = stats
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("no {name} in {stats:?}"))?;
+        }
+        Ok(values)
     }
 
     pub(crate) async fn stop(self) {

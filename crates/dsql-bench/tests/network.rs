@@ -21,7 +21,8 @@ fn a_quick_network_run_counts_each_clients_round_trips() {
         assert!(ms >= 1.0, "the line delays less than configured: {report}");
     }
     let late_us = measured["line_late_us"].as_f64().expect("the line's lateness");
-    assert!((0.0..5_000.0).contains(&late_us), "{report}");
+    // No timer runs to the microsecond, and none is seconds late here.
+    assert!(late_us > 0.0 && late_us < 5_000.0, "{report}");
     let client = |name: &str| {
         report["clients"]
             .as_array()

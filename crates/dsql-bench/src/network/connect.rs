@@ -26,6 +26,7 @@ pub(super) struct ConnectFigures {
 pub(super) async fn measure(
     local: &mut LocalProcess,
     connects: u32,
+    settle: Duration,
 ) -> Result<Vec<ConnectFigures>, BoxError> {
     let negotiations = [
         ("SSLRequest", SslNegotiation::Postgres),
@@ -42,7 +43,7 @@ pub(super) async fn measure(
         let pg = local.signed_pg_config(&config).await?;
         prepared.push((Connector::new(&config)?, pg));
     }
-    super::quiet(local).await?;
+    super::quiet(local, settle).await?;
     let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let mut turns = [0_u64; 2];
     for _ in 0..connects {
@@ -56,7 +57,7 @@ pub(super) async fn measure(
             drop(connection);
             // Let the goodbye (close_notify, Terminate) pass, so that the
             // next connect's count is its own.
-            super::quiet(local).await?;
+            super::quiet(local, settle).await?;
         }
     }
     Ok(negotiations
