@@ -90,14 +90,13 @@ pub(crate) async fn run(args: DialectCostArgs) -> Result<(), BoxError> {
     let mut worst: f64 = 0.0;
     for scenario in scenarios {
         let median = |dialect: Dialect, pick: fn(&Figure) -> f64| {
-            let mut values: Vec<f64> = figures
-                .iter()
-                .flatten()
-                .filter(|(d, s, _)| *d == dialect && *s == scenario)
-                .map(|(_, _, f)| pick(f))
-                .collect();
-            values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+            crate::measure::median_of(
+                figures
+                    .iter()
+                    .flatten()
+                    .filter(|(d, s, _)| *d == dialect && *s == scenario)
+                    .map(|(_, _, f)| pick(f)),
+            )
         };
         let (pg_ops, dsql_ops) = (
             median(Dialect::Postgres, |f| f.ops_per_sec),

@@ -192,6 +192,14 @@ fn cpu_from(path: &str) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 1000 / TICKS_PER_SECOND))
 }
 
+/// The median of `values` (the upper one of an even count); NaN when there
+/// are none.
+pub(crate) fn median_of(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// The run with the median throughput.
 pub(crate) fn median(mut samples: Vec<Sample>) -> Sample {
     samples.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));

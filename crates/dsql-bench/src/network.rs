@@ -235,15 +235,12 @@ pub(crate) async fn run(args: NetworkArgs) -> Result<(), BoxError> {
     round_trips_measured.sort_by(|a, b| a.mean_ms.total_cmp(&b.mean_ms));
     let round_trip = round_trips_measured[round_trips_measured.len() / 2];
     let limit = f64::from(args.pool_size) / (round_trip.mean_ms / 1000.0);
-    unqueued_runs.sort_by(f64::total_cmp);
-    let unqueued = unqueued_runs[unqueued_runs.len() / 2];
+    let unqueued = measure::median_of(unqueued_runs);
     let clients = kinds
         .iter()
         .zip(samples)
         .map(|(kind, mut runs)| {
-            let mut of_unqueued: Vec<f64> = runs.iter().map(|run| run.of_unqueued).collect();
-            of_unqueued.sort_by(f64::total_cmp);
-            let of_unqueued = of_unqueued[of_unqueued.len() / 2];
+            let of_unqueued = measure::median_of(runs.iter().map(|run| run.of_unqueued));
             runs.sort_by(|a, b| a.sample.ops_per_sec().total_cmp(&b.sample.ops_per_sec()));
             let RunFigures {
                 sample,

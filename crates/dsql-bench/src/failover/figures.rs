@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::client::{ClientKind, Side};
 use super::load::{Event, Outcome, SAMPLE_EVERY, Trace};
+use crate::measure::median_of;
 
 /// Recovery is a window of this length at 90 % of the rate before the cut.
 const WINDOW: Duration = Duration::from_millis(250);
@@ -229,12 +230,6 @@ fn quantile(values: &[Option<f64>], q: f64) -> Option<f64> {
     sorted.get(rank - 1).copied().flatten()
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// The ledger check over several runs.
 fn at_rest(runs: &[AtRest]) -> String {
     let sum = |f: fn(&AtRest) -> u64| runs.iter().map(f).sum::<u64>();
@@ -284,20 +279,20 @@ pub(super) fn markdown(figures: &[Figures], runs: usize) -> String {
             )
         };
         let rests: Vec<AtRest> = rows.iter().map(|f| f.at_rest).collect();
-        let cpu = median(rows.iter().filter_map(|f| f.cpu_us_per_op));
+        let cpu = median_of(rows.iter().filter_map(|f| f.cpu_us_per_op));
         let _ = writeln!(
             out,
             "| {} | {:.0} | {} | {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.1} |",
             kind.name(),
-            median(rows.iter().map(|f| f.writes_per_sec_before)),
+            median_of(rows.iter().map(|f| f.writes_per_sec_before)),
             times(|f| f.first_write_ms),
             times(|f| f.full_rate_ms),
             counts(|f| f.errors_in_outage),
             counts(|f| f.errors),
-            median(rows.iter().map(|f| f.writes_acknowledged as f64)),
+            median_of(rows.iter().map(|f| f.writes_acknowledged as f64)),
             at_rest(&rests),
             times(|f| f.back_at_a_ms),
-            median(rows.iter().map(|f| f.slowest_write_ms)),
+            median_of(rows.iter().map(|f| f.slowest_write_ms)),
             cpu
         );
     }
