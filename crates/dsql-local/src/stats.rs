@@ -301,7 +301,8 @@ impl Counters {
         self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One chunk delivered by the delay line, `late` after it was due.
+    /// One entry the delay line's clock ran (a chunk or an end), `late`
+    /// after it was due.
     pub(crate) fn count_delivery(&self, late: std::time::Duration) {
         bump(&self.line_deliveries);
         let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
